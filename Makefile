@@ -1,0 +1,32 @@
+# Two commands a new user needs: `make demo` (the main job) and `make test`. Each installs what it needs.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test lint bench demo data gpu-check clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest tests
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check autodiff nn optim tests bench examples
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+# The GPU check runs on a machine with cupy, numba, torch and pytest preinstalled and no package index:
+# it uses that machine's python3 with the repository on PYTHONPATH (no venv, no pip).
+gpu-check:
+	PYTHONPATH=$(CURDIR) $(PYTHON) -m bench.gpu_check
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

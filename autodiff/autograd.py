@@ -1,0 +1,435 @@
+"""Grad mode, the `Function` base class of every primitive op, and the backward engine.
+
+A primitive is one `Function` subclass with `forward(ctx, *arrays, **params)` (backend arrays in,
+one backend array out) and `backward(ctx, grad)` (Tensors in, one Tensor or None per input out,
+written with Tensor ops so that `create_graph=True` differentiates through it). The instance that
+`apply` creates is both the `ctx` and the graph node (`tensor.grad_fn`).
+
+The node keeps, per input, an *edge*: the input's own `grad_fn` captured at creation time, the
+input tensor itself if it is a leaf that requires grad, or None. It keeps the inputs' shapes and
+dtypes so that the engine can undo broadcasting (sum-to-shape) and dtype promotion in one place.
+It keeps only the tensors its backward declared it needs (`save_inputs`, `save_output`), so
+intermediates that backward does not use are freed during the forward pass, and everything saved
+is released after backward unless `retain_graph=True`.
+"""
+from __future__ import annotations
+
+import functools
+import threading
+import weakref
+
+from . import backends
+
+_by_array_type = backends._by_array_type
+
+
+# ----------------------------------------------------------------------------- grad mode
+class _GradMode(threading.local):
+    enabled = True
+
+
+_mode = _GradMode()
+
+
+def is_grad_enabled() -> bool:
+    return _mode.enabled
+
+
+class _GradModeContext:
+    """Base of no_grad / enable_grad / set_grad_enabled: a context manager and a decorator."""
+    _target = True
+
+    def __enter__(self):
+        self._prev = _mode.enabled
+        _mode.enabled = self._target
+
+    def __exit__(self, *exc):
+        _mode.enabled = self._prev
+        return False
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with self.__class__() if not isinstance(self, set_grad_enabled) else set_grad_enabled(self._target):
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class no_grad(_GradModeContext):
+    """Disable graph recording in this thread (context manager or decorator)."""
+    _target = False
+
+
+class enable_grad(_GradModeContext):
+    """Enable graph recording in this thread (context manager or decorator)."""
+    _target = True
+
+
+class set_grad_enabled(_GradModeContext):
+    """`set_grad_enabled(False)` switches grad mode at once (like PyTorch) and, used with `with`,
+    restores the previous mode on exit."""
+
+    def __init__(self, mode: bool):
+        self._prev = _mode.enabled
+        self._target = bool(mode)
+        _mode.enabled = self._target
+
+    def __enter__(self):
+        pass  # already switched in __init__
+
+    def __exit__(self, *exc):
+        _mode.enabled = self._prev
+        return False
+
+
+# ----------------------------------------------------------------------------- Function
+class Function:
+    """Base of every primitive op. Subclasses set the class attributes below and implement
+    `forward(ctx, *arrays, **params)` and `backward(ctx, grad)`."""
+
+    save_inputs: tuple = ()    # indices of the input tensors that backward needs (True: all)
+    save_output: bool = False  # backward needs the output (see `output()`)
+    is_view: bool = False      # output may share memory with input 0: share its version counter
+    differentiable: bool = True
+
+    # Filled by apply when the graph is recorded. Subclasses may add attributes of their own in
+    # forward (they live in the instance __dict__).
+    edges = None
+    in_meta = None
+    saved = None
+    saved_versions = None
+    hooks = None
+    retained = None
+    freed = False
+
+    @classmethod
+    def apply(cls, *inputs, **params):
+        """Run the forward on the inputs' backend and record a node if grad is enabled."""
+        arrays = [t.data for t in inputs]
+        a0 = arrays[0]
+        t0 = type(a0)
+        if len(arrays) > 1:
+            for a in arrays:
+                if type(a) is not t0:
+                    arrays = _reconcile_devices(cls, inputs, arrays)
+                    a0 = arrays[0]
+                    t0 = type(a0)
+                    break
+        ctx = object.__new__(cls)
+        ctx.backend = _by_array_type[t0]
+        out_arr = cls.forward(ctx, *arrays, **params)
+        if type(out_arr) is not t0:
+            out_arr = ctx.backend.xp.asarray(out_arr)
+        out = _new_tensor(out_arr)
+        if cls.is_view:
+            out._vc = inputs[0]._vc
+        if _mode.enabled and cls.differentiable:
+            edges = None
+            for i, t in enumerate(inputs):
+                if t.requires_grad:
+                    if edges is None:
+                        edges = [None] * len(inputs)
+                    edges[i] = t.grad_fn if t.grad_fn is not None else t
+            if edges is not None:
+                ctx.edges = edges
+                ctx.in_meta = [(a.shape, a.dtype) for a in arrays]
+                si = cls.save_inputs
+                if si:
+                    saved = inputs if si is True else tuple(inputs[i] for i in si)
+                    ctx.saved = saved
+                    ctx.saved_versions = tuple(t._vc[0] for t in saved)
+                if cls.save_output:
+                    ctx.out_ref = weakref.ref(out)
+                    ctx.out_data = out_arr
+                    ctx.out_vc = out._vc
+                    ctx.out_version = out._vc[0]
+                out.grad_fn = ctx
+                out.requires_grad = True
+        return out
+
+    @staticmethod
+    def forward(ctx, *arrays, **params):
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise NotImplementedError
+
+    # -- helpers for backward
+    @property
+    def xp(self):
+        return self.backend.xp
+
+    @property
+    def needs_input_grad(self):
+        return tuple(e is not None for e in self.edges)
+
+    @property
+    def saved_tensors(self):
+        """The tensors named by `save_inputs`, after checking none was modified in place."""
+        saved = self.saved
+        if saved is None:
+            raise RuntimeError(_FREED_MSG.format(type(self).__name__))
+        for t, v in zip(saved, self.saved_versions):
+            if t._vc[0] != v:
+                raise RuntimeError(
+                    f"{self.name()}: a tensor of shape {tuple(t.shape)} needed for gradient computation "
+                    f"was modified by an in-place operation (version {t._vc[0]}, expected {v})")
+        return saved
+
+    def output(self):
+        """The op's output as a Tensor: the live tensor if it still exists (so that higher-order
+        gradients flow through it), else a constant wrapping the saved array."""
+        if self.freed:
+            raise RuntimeError(_FREED_MSG.format(type(self).__name__))
+        if self.out_vc[0] != self.out_version:
+            raise RuntimeError(f"{self.name()}: its output, needed for gradient computation, was modified "
+                               f"by an in-place operation")
+        out = self.out_ref()
+        if out is None:
+            out = _new_tensor(self.out_data)
+        return out
+
+    @classmethod
+    def name(cls):
+        n = cls.__name__
+        return n[:-8] if n.endswith("Backward") else n
+
+    def register_hook(self, fn):
+        if self.hooks is None:
+            self.hooks = []
+        self.hooks.append(fn)
+
+    def __repr__(self):
+        return f"<{type(self).__name__}>"
+
+    @property
+    def next_functions(self):
+        return tuple((e, 0) for e in (self.edges or ()))
+
+
+_FREED_MSG = ("{}: trying to backward through the graph a second time (or to read saved tensors after "
+              "they were freed). Pass retain_graph=True to the first backward() if you need to backward twice.")
+
+
+def _reconcile_devices(cls, inputs, arrays):
+    """Inputs on different devices: allow 0-d CPU tensors beside a device tensor (as PyTorch does),
+    otherwise raise naming the op and both devices."""
+    cpu = backends.get_cpu_backend()
+    kinds = {type(a) for a in arrays}
+    np_type = type(cpu.xp.empty(0))
+    others = [a for a in arrays if type(a) is not np_type]
+    if len(kinds) == 2 and np_type in kinds and others:
+        target = _by_array_type.get(type(others[0]))
+        if target is not None and all(a.ndim == 0 for a in arrays if type(a) is np_type):
+            return [target.asarray(a) if type(a) is np_type else a for a in arrays]
+    devs = ", ".join(str(t.device) for t in inputs)
+    raise RuntimeError(f"{cls.name()}: expected all tensors on the same device, got {devs}")
+
+
+_Tensor = None  # set by tensor.py (avoids an import cycle)
+
+
+def _new_tensor(data):
+    t = object.__new__(_Tensor)
+    t.data = data
+    t.grad = None
+    t.requires_grad = False
+    t.grad_fn = None
+    t._vc = [0]
+    t._hooks = None
+    return t
+
+
+# ----------------------------------------------------------------------------- the engine
+def _accumulate(table, key, g):
+    old = table.get(key)
+    table[key] = g if old is None else old + g
+
+
+def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, allow_unused=False):
+    """Walk the graph from `roots` in reverse topological order (iteratively: no recursion limit).
+
+    With `inputs=None`, leaf gradients accumulate into `.grad`; otherwise returns the gradients of
+    `inputs` (for `autodiff.grad`) and leaves `.grad` untouched.
+    """
+    from .ops.reduction import sum_to_shape  # the one place broadcasting is undone
+
+    grads: dict = {}
+    leaves: dict = {}   # leaf tensor -> accumulated grad (dict keeps first-seen order)
+    nodes = []
+    for r, g in zip(roots, root_grads):
+        if not r.requires_grad:
+            raise RuntimeError(f"backward: element of shape {tuple(r.shape)} does not require grad and has "
+                               "no grad_fn")
+        if r.grad_fn is None:
+            _accumulate(leaves, r, g)
+        else:
+            _accumulate(grads, r.grad_fn, g)
+            nodes.append(r.grad_fn)
+
+    # Count, for every node, how many edges from nodes in this graph point to it.
+    deps: dict = {}
+    stack = list(dict.fromkeys(nodes))
+    seen = set(stack)
+    while stack:
+        node = stack.pop()
+        if node.edges is None:
+            continue
+        for e in node.edges:
+            if e is not None and e.__class__ is not _Tensor:
+                deps[e] = deps.get(e, 0) + 1
+                if e not in seen:
+                    seen.add(e)
+                    stack.append(e)
+
+    capture = None
+    if inputs is not None:
+        capture = {t.grad_fn: None for t in inputs if t.grad_fn is not None}
+
+    ready = [n for n in dict.fromkeys(nodes) if n not in deps]
+    prev_mode = _mode.enabled
+    _mode.enabled = create_graph
+    try:
+        while ready:
+            node = ready.pop()
+            g = grads.pop(node, None)
+            if g is not None:
+                if node.freed:
+                    raise RuntimeError(_FREED_MSG.format(type(node).__name__))
+                if node.hooks:
+                    for h in node.hooks:
+                        r = h(g)
+                        if r is not None:
+                            g = r
+                if node.retained is not None:
+                    t = node.retained()
+                    if t is not None and inputs is None:
+                        t.grad = g if t.grad is None else t.grad + g
+                if capture is not None and node in capture:
+                    capture[node] = g
+                gin = node.backward(node, g)
+                if gin.__class__ is not tuple:
+                    gin = (gin,)
+                if not retain_graph:
+                    node.saved = None
+                    node.__dict__.pop("out_data", None)
+                    node.freed = True
+            else:
+                gin = ()
+            edges = node.edges
+            meta = node.in_meta
+            for i, e in enumerate(edges):
+                if e is None:
+                    continue
+                gi = gin[i] if i < len(gin) else None
+                if gi is not None:
+                    shape, dtype = meta[i]
+                    if gi.data.shape != shape:
+                        gi = sum_to_shape(gi, shape)
+                    if gi.data.dtype != dtype:
+                        gi = gi.to(dtype)
+                if e.__class__ is _Tensor:
+                    if gi is not None:
+                        _accumulate(leaves, e, gi)
+                    continue
+                if gi is not None:
+                    _accumulate(grads, e, gi)
+                left = deps[e] - 1
+                deps[e] = left
+                if left == 0:
+                    ready.append(e)
+
+        if inputs is not None:
+            out = []
+            for t in inputs:
+                g = leaves.get(t) if t.grad_fn is None else capture.get(t.grad_fn)
+                if g is None and not allow_unused:
+                    raise RuntimeError("grad: one of the differentiated tensors (shape "
+                                       f"{tuple(t.shape)}) does not appear in the graph of the outputs; "
+                                       "pass allow_unused=True to get None for it")
+                if g is not None and t._hooks:
+                    for h in t._hooks:
+                        r = h(g)
+                        if r is not None:
+                            g = r
+                out.append(g)
+            return tuple(out)
+
+        handed_out = set()  # ids of arrays already stored as some leaf's .grad in this pass
+        for leaf, g in leaves.items():
+            if leaf._hooks:
+                for h in leaf._hooks:
+                    r = h(g)
+                    if r is not None:
+                        g = r
+            if create_graph:
+                leaf.grad = g if leaf.grad is None else leaf.grad + g
+            elif leaf.grad is None:
+                # Never alias: one array may reach two leaves, or be a view of another tensor.
+                d = g.data
+                if d.base is not None or id(d) in handed_out:
+                    d = d.copy()
+                handed_out.add(id(d))
+                leaf.grad = _new_tensor(d)
+            else:
+                leaf.grad = _new_tensor(leaf.grad.data + g.data)
+    finally:
+        _mode.enabled = prev_mode
+    return None
+
+
+def _as_grad_list(outputs, grad_outputs, opname):
+    from .tensor import Tensor
+    if isinstance(outputs, Tensor):
+        outputs = [outputs]
+    outputs = list(outputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
+    grad_outputs = list(grad_outputs)
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"{opname}: got {len(outputs)} outputs but {len(grad_outputs)} gradients")
+    gs = []
+    for o, g in zip(outputs, grad_outputs):
+        if g is None:
+            if o.data.size != 1:
+                raise RuntimeError(f"{opname}: grad can be implicitly created only for scalar outputs; "
+                                   f"got an output of shape {tuple(o.shape)} (pass gradient=...)")
+            xp = _by_array_type[type(o.data)].xp
+            g = _new_tensor(xp.ones(o.data.shape, dtype=o.data.dtype))
+        else:
+            if not isinstance(g, Tensor):
+                g = Tensor(g, dtype=o.dtype, device=o.device)
+            if tuple(g.shape) != tuple(o.shape):
+                raise RuntimeError(f"{opname}: gradient has shape {tuple(g.shape)} but the output has "
+                                   f"shape {tuple(o.shape)}")
+            if type(g.data) is not type(o.data):
+                raise RuntimeError(f"{opname}: gradient is on {g.device} but the output is on {o.device}")
+            if g.grad_fn is None:
+                g = _new_tensor(g.data.copy())
+        gs.append(g)
+    return outputs, gs
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
+    """Accumulate d(tensors)/d(leaves) into each leaf's `.grad` (PyTorch's `torch.autograd.backward`)."""
+    outputs, gs = _as_grad_list(tensors, grad_tensors, "backward")
+    if retain_graph is None:
+        retain_graph = create_graph
+    _run_backward(outputs, gs, retain_graph, create_graph)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):
+    """Gradients of `outputs` with respect to `inputs`, returned as a tuple (`.grad` is untouched)."""
+    from .tensor import Tensor
+    single = isinstance(inputs, Tensor)
+    inputs = [inputs] if single else list(inputs)
+    for t in inputs:
+        if not t.requires_grad:
+            raise RuntimeError(f"grad: an input of shape {tuple(t.shape)} does not require grad")
+    outputs, gs = _as_grad_list(outputs, grad_outputs, "grad")
+    if retain_graph is None:
+        retain_graph = create_graph
+    return _run_backward(outputs, gs, retain_graph, create_graph, inputs=inputs, allow_unused=allow_unused)

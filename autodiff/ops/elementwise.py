@@ -1,0 +1,759 @@
+"""Elementwise primitives: arithmetic, unary math, activations, comparisons, where, cast.
+
+Broadcasting in backward is undone by the engine (sum-to-shape), not here. Piecewise-linear ops
+(relu, leaky_relu, abs, clamp, maximum, sign) pass the gradient through `MulConst`, a multiplication
+by a constant array whose own derivative is itself: their second derivative is zero anyway.
+Subgradients at kinks: relu'(0) = 0, abs'(0) = 0, clamp passes the gradient at the bounds,
+maximum/minimum split the gradient evenly between equal inputs (as PyTorch).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..autograd import Function, _new_tensor
+from ..dtypes import result_type, scalar_result_dtype
+from ..tensor import Tensor
+
+_SCALARS = (int, float, bool, np.number, np.bool_)
+
+
+# ----------------------------------------------------------------------------- operand handling
+def _const_like(value, like, dtype=None):
+    """A constant (non-grad) tensor holding `value` on `like`'s backend."""
+    xp = like.backend.xp if hasattr(like, "backend") else None
+    if xp is None:
+        from .. import backends
+        xp = backends._by_array_type[type(like.data)].xp
+    return _new_tensor(xp.asarray(value, dtype=dtype or like.data.dtype))
+
+
+def _binary_operands(a, b, opname):
+    """Turn (Tensor|scalar, Tensor|scalar) into two tensors of the PyTorch result dtype."""
+    if a.__class__ is Tensor and b.__class__ is Tensor:
+        da, db = a.data.dtype, b.data.dtype
+        if da != db:
+            dt = result_type((da, a.data.ndim), (db, b.data.ndim))
+            if da != dt:
+                a = cast(a, dt)
+            if db != dt:
+                b = cast(b, dt)
+        return a, b
+    if isinstance(a, Tensor):
+        if not isinstance(b, _SCALARS):
+            b = _coerce(b, a, opname)
+            return _binary_operands(a, b, opname)
+        dt = scalar_result_dtype(a.data.dtype, b)
+        if dt != a.data.dtype:
+            a = cast(a, dt)
+        return a, _scalar_tensor(b, a)
+    if isinstance(b, Tensor):
+        if not isinstance(a, _SCALARS):
+            a = _coerce(a, b, opname)
+            return _binary_operands(a, b, opname)
+        dt = scalar_result_dtype(b.data.dtype, a)
+        if dt != b.data.dtype:
+            b = cast(b, dt)
+        return _scalar_tensor(a, b), b
+    raise TypeError(f"{opname}: expected at least one Tensor, got {type(a).__name__} and {type(b).__name__}")
+
+
+def _scalar_tensor(s, like):
+    from .. import backends
+    xp = backends._by_array_type[type(like.data)].xp
+    return _new_tensor(xp.asarray(s, dtype=like.data.dtype))
+
+
+def _coerce(x, like, opname):
+    if isinstance(x, Tensor):
+        return x
+    if hasattr(x, "__array__") or isinstance(x, (list, tuple)) or hasattr(x, "__cuda_array_interface__"):
+        return Tensor(x, device=like.device)
+    raise TypeError(f"{opname}: unsupported operand type {type(x).__name__}")
+
+
+def _check_broadcast(opname, a, b):
+    sa, sb = a.data.shape, b.data.shape
+    if sa == sb:
+        return
+    for x, y in zip(reversed(sa), reversed(sb)):
+        if x != y and x != 1 and y != 1:
+            raise RuntimeError(f"{opname}: shapes {tuple(sa)} and {tuple(sb)} cannot be broadcast together "
+                               f"({x} != {y})")
+
+
+def _float_input(x, opname):
+    """Unary float math on an integer tensor promotes to the default float dtype, as PyTorch."""
+    if x.__class__ is not Tensor:
+        if isinstance(x, _SCALARS):
+            x = Tensor(x)
+        else:
+            raise TypeError(f"{opname}: expected a Tensor, got {type(x).__name__}")
+    if x.data.dtype.kind not in "fc":
+        from ..dtypes import default_float_dtype
+        x = cast(x, default_float_dtype())
+    return x
+
+
+# ----------------------------------------------------------------------------- casting
+class Cast(Function):
+    @staticmethod
+    def forward(ctx, a, dtype):
+        ctx.in_dtype = a.dtype
+        return a.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        return cast(g, ctx.in_dtype) if ctx.in_dtype.kind in "fc" else None
+
+
+def cast(x, dtype):
+    if x.data.dtype == dtype:
+        return x
+    if x.requires_grad and dtype.kind not in "fc":
+        return Cast.apply(x.detach(), dtype=dtype)
+    return Cast.apply(x, dtype=dtype)
+
+
+# ----------------------------------------------------------------------------- arithmetic
+class Add(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        return a + b
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, g
+
+
+class Sub(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        return a - b
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, (neg(g) if ctx.edges[1] is not None else None)
+
+
+class Mul(Function):
+    save_inputs = (0, 1)
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a * b
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        e = ctx.edges
+        return (mul(g, b) if e[0] is not None else None), (mul(g, a) if e[1] is not None else None)
+
+
+class Div(Function):
+    save_inputs = (0, 1)
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a / b
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        e = ctx.edges
+        ga = div(g, b) if e[0] is not None else None
+        gb = neg(div(mul(g, a), mul(b, b))) if e[1] is not None else None
+        return ga, gb
+
+
+class MulConst(Function):
+    """a * c with c a raw constant array (masks, slopes): d/da = c, and no gradient for c."""
+
+    @staticmethod
+    def forward(ctx, a, c):
+        ctx.c = c
+        return a * c
+
+    @staticmethod
+    def backward(ctx, g):
+        return MulConst.apply(g, c=ctx.c)
+
+
+def mul_const(a, c):
+    return MulConst.apply(a, c=c)
+
+
+class Neg(Function):
+    @staticmethod
+    def forward(ctx, a):
+        return -a
+
+    @staticmethod
+    def backward(ctx, g):
+        return neg(g)
+
+
+class PowScalar(Function):
+    save_inputs = (0,)
+
+    @staticmethod
+    def forward(ctx, a, e):
+        ctx.e = e
+        if e == 2:
+            return a * a
+        return a ** e
+
+    @staticmethod
+    def backward(ctx, g):
+        (a,) = ctx.saved_tensors
+        e = ctx.e
+        if e == 0:
+            return mul_const(g, 0)
+        if e == 1:
+            return g
+        if e == 2:
+            return mul(g, mul(a, 2.0))
+        return mul(g, mul(pow(a, e - 1), e))
+
+
+class Pow(Function):
+    save_inputs = (0, 1)
+    save_output = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a ** b
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        e = ctx.edges
+        ga = mul(g, mul(b, pow(a, sub(b, 1)))) if e[0] is not None else None
+        gb = None
+        if e[1] is not None:
+            # d/db a**b = a**b * log(a); PyTorch defines it as 0 where a == 0 (and b >= 0)
+            xp = ctx.xp
+            la = a.data
+            safe = _new_tensor(xp.where(la == 0, xp.ones_like(la), la))
+            gb = mul_const(mul(g, mul(ctx.output(), log(safe))), (la != 0).astype(la.dtype))
+        return ga, gb
+
+
+class RPowScalar(Function):
+    """scalar ** tensor."""
+    save_output = True
+
+    @staticmethod
+    def forward(ctx, b, base):
+        ctx.logbase = math.log(base) if base > 0 else float("nan")
+        return base ** b
+
+    @staticmethod
+    def backward(ctx, g):
+        return mul(g, mul(ctx.output(), ctx.logbase))
+
+
+def add(a, b, alpha=1):
+    if alpha != 1:
+        b = mul(b, alpha)
+    a, b = _binary_operands(a, b, "add")
+    return Add.apply(a, b) if a.data.shape == b.data.shape else _bcast_apply(Add, a, b, "add")
+
+
+def sub(a, b, alpha=1):
+    if alpha != 1:
+        b = mul(b, alpha)
+    a, b = _binary_operands(a, b, "sub")
+    return Sub.apply(a, b) if a.data.shape == b.data.shape else _bcast_apply(Sub, a, b, "sub")
+
+
+def rsub(a, b):
+    return sub(b, a)
+
+
+def mul(a, b):
+    a, b = _binary_operands(a, b, "mul")
+    return Mul.apply(a, b) if a.data.shape == b.data.shape else _bcast_apply(Mul, a, b, "mul")
+
+
+def div(a, b, rounding_mode=None):
+    """True division (integers give floats, as PyTorch); rounding_mode 'floor' or 'trunc'."""
+    if rounding_mode is not None:
+        q = div(a, b)
+        xp = _xp_of(q)
+        f = xp.floor if rounding_mode == "floor" else xp.trunc
+        out = _new_tensor(f(q.data))
+        a0 = a if isinstance(a, Tensor) else b
+        if a0.data.dtype.kind in "iu" and (not isinstance(b, Tensor) or b.data.dtype.kind in "iu"):
+            out = _new_tensor(out.data.astype(a0.data.dtype))
+        return out
+    a, b = _binary_operands(a, b, "div")
+    if a.data.dtype.kind not in "fc":
+        from ..dtypes import default_float_dtype
+        a, b = cast(a, default_float_dtype()), cast(b, default_float_dtype())
+    return Div.apply(a, b) if a.data.shape == b.data.shape else _bcast_apply(Div, a, b, "div")
+
+
+def rdiv(a, b):
+    return div(b, a)
+
+
+def _bcast_apply(fn, a, b, opname):
+    _check_broadcast(opname, a, b)
+    return fn.apply(a, b)
+
+
+def neg(a):
+    if a.data.dtype.kind == "b":
+        raise TypeError("neg: negation of a bool tensor is not supported; use logical_not")
+    return Neg.apply(a)
+
+
+def pow(a, e):
+    if isinstance(a, Tensor) and isinstance(e, _SCALARS) and not isinstance(e, bool):
+        if a.data.dtype.kind in "iu" and isinstance(e, float):
+            from ..dtypes import default_float_dtype
+            a = cast(a, default_float_dtype())
+        if a.data.dtype.kind in "iu" and e < 0:
+            raise RuntimeError("pow: integers to negative integer powers are not allowed")
+        return PowScalar.apply(a, e=e)
+    if not isinstance(a, Tensor) and isinstance(e, Tensor):
+        e = _float_input(e, "pow")
+        return RPowScalar.apply(e, base=float(a))
+    a, e = _binary_operands(a, e, "pow")
+    _check_broadcast("pow", a, e)
+    return Pow.apply(a, e)
+
+
+def rpow(a, b):
+    return pow(b, a)
+
+
+def _xp_of(t):
+    from .. import backends
+    return backends._by_array_type[type(t.data)].xp
+
+
+# ----------------------------------------------------------------------------- unary math
+def _unary(name, fwd, bwd, save_inputs=(), save_output=False):
+    """Make a unary primitive from forward(xp, a) and backward(ctx, g) and its public function."""
+    cls = type(name, (Function,), {
+        "save_inputs": save_inputs, "save_output": save_output,
+        "forward": staticmethod(lambda ctx, a: fwd(ctx.backend.xp, a)),
+        "backward": staticmethod(bwd),
+    })
+
+    def op(x):
+        return cls.apply(_float_input(x, name.lower()))
+    op.__name__ = name.lower()
+    op.__qualname__ = op.__name__
+    return cls, op
+
+
+def _x(ctx):
+    return ctx.saved_tensors[0]
+
+
+Exp, exp = _unary("Exp", lambda xp, a: xp.exp(a), lambda ctx, g: mul(g, ctx.output()), save_output=True)
+Log, log = _unary("Log", lambda xp, a: xp.log(a), lambda ctx, g: div(g, _x(ctx)), save_inputs=(0,))
+Log1p, log1p = _unary("Log1p", lambda xp, a: xp.log1p(a), lambda ctx, g: div(g, add(_x(ctx), 1.0)),
+                      save_inputs=(0,))
+Expm1, expm1 = _unary("Expm1", lambda xp, a: xp.expm1(a), lambda ctx, g: mul(g, add(ctx.output(), 1.0)),
+                      save_output=True)
+Sqrt, sqrt = _unary("Sqrt", lambda xp, a: xp.sqrt(a), lambda ctx, g: div(mul(g, 0.5), ctx.output()),
+                    save_output=True)
+Rsqrt, rsqrt = _unary("Rsqrt", lambda xp, a: 1 / xp.sqrt(a),
+                      lambda ctx, g: mul(g, mul(pow(ctx.output(), 3), -0.5)), save_output=True)
+Reciprocal, reciprocal = _unary("Reciprocal", lambda xp, a: 1 / a,
+                                lambda ctx, g: neg(mul(g, mul(ctx.output(), ctx.output()))), save_output=True)
+Sin, sin = _unary("Sin", lambda xp, a: xp.sin(a), lambda ctx, g: mul(g, cos(_x(ctx))), save_inputs=(0,))
+Cos, cos = _unary("Cos", lambda xp, a: xp.cos(a), lambda ctx, g: neg(mul(g, sin(_x(ctx)))), save_inputs=(0,))
+Tanh, tanh = _unary("Tanh", lambda xp, a: xp.tanh(a),
+                    lambda ctx, g: mul(g, rsub(mul(ctx.output(), ctx.output()), 1.0)), save_output=True)
+
+
+def _sigmoid_fwd(xp, a):
+    # Stable for large |a|: exp of a non-positive number only.
+    e = xp.exp(-xp.abs(a))
+    return xp.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype, copy=False)
+
+
+Sigmoid, sigmoid = _unary("Sigmoid", _sigmoid_fwd,
+                          lambda ctx, g: mul(g, mul(ctx.output(), rsub(ctx.output(), 1.0))), save_output=True)
+
+
+def square(x):
+    return pow(x, 2)
+
+
+class Abs(Function):
+    @staticmethod
+    def forward(ctx, a):
+        ctx.sign = ctx.backend.xp.sign(a)
+        return ctx.backend.xp.abs(a)
+
+    @staticmethod
+    def backward(ctx, g):
+        return mul_const(g, ctx.sign)
+
+
+def abs(x):
+    return Abs.apply(x)
+
+
+class Sign(Function):
+    differentiable = True
+
+    @staticmethod
+    def forward(ctx, a):
+        return ctx.backend.xp.sign(a)
+
+    @staticmethod
+    def backward(ctx, g):
+        return mul_const(g, 0)
+
+
+def sign(x):
+    return Sign.apply(x)
+
+
+class Relu(Function):
+    @staticmethod
+    def forward(ctx, a):
+        out = ctx.backend.xp.maximum(a, 0)
+        ctx.mask = a > 0
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        return mul_const(g, ctx.mask)
+
+
+def relu(x):
+    return Relu.apply(x)
+
+
+class LeakyRelu(Function):
+    @staticmethod
+    def forward(ctx, a, slope):
+        xp = ctx.backend.xp
+        ctx.factor = xp.where(a > 0, xp.asarray(1, a.dtype), xp.asarray(slope, a.dtype))
+        return a * ctx.factor
+
+    @staticmethod
+    def backward(ctx, g):
+        return mul_const(g, ctx.factor)
+
+
+def leaky_relu(x, negative_slope=0.01):
+    return LeakyRelu.apply(x, slope=negative_slope)
+
+
+class Elu(Function):
+    save_output = True
+
+    @staticmethod
+    def forward(ctx, a, alpha):
+        xp = ctx.backend.xp
+        ctx.alpha = alpha
+        ctx.pos = a > 0
+        return xp.where(ctx.pos, a, alpha * xp.expm1(xp.minimum(a, 0))).astype(a.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, g):
+        # x > 0: 1; else alpha * exp(x) = out + alpha
+        neg_part = mul_const(mul(g, add(ctx.output(), ctx.alpha)), ~ctx.pos)
+        return add(mul_const(g, ctx.pos), neg_part)
+
+
+def elu(x, alpha=1.0):
+    return Elu.apply(x, alpha=alpha)
+
+
+class Erf(Function):
+    save_inputs = (0,)
+
+    @staticmethod
+    def forward(ctx, a):
+        return ctx.backend.erf(a)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return mul(g, mul(exp(neg(mul(x, x))), 2.0 / math.sqrt(math.pi)))
+
+
+def erf(x):
+    return Erf.apply(_float_input(x, "erf"))
+
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+class Gelu(Function):
+    """GELU as one primitive (one forward pass); its backward is composed of differentiable ops."""
+    save_inputs = (0,)
+
+    @staticmethod
+    def forward(ctx, a, approximate):
+        xp = ctx.backend.xp
+        ctx.approximate = approximate
+        if approximate == "tanh":
+            return (0.5 * a * (1 + xp.tanh(_SQRT_2_OVER_PI * (a + 0.044715 * a * a * a)))).astype(a.dtype,
+                                                                                                 copy=False)
+        return (0.5 * a * (1 + ctx.backend.erf(a * _INV_SQRT_2))).astype(a.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        if ctx.approximate == "tanh":
+            inner = mul(add(x, mul(pow(x, 3), 0.044715)), _SQRT_2_OVER_PI)
+            t = tanh(inner)
+            dinner = mul(add(mul(mul(x, x), 3 * 0.044715), 1.0), _SQRT_2_OVER_PI)
+            d = add(mul(add(t, 1.0), 0.5), mul(mul(mul(x, 0.5), rsub(mul(t, t), 1.0)), dinner))
+            return mul(g, d)
+        cdf = mul(add(erf(mul(x, _INV_SQRT_2)), 1.0), 0.5)
+        pdf = mul(exp(mul(mul(x, x), -0.5)), _INV_SQRT_2PI)
+        return mul(g, add(cdf, mul(x, pdf)))
+
+
+def gelu(x, approximate="none"):
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return Gelu.apply(_float_input(x, "gelu"), approximate=approximate)
+
+
+class Silu(Function):
+    save_inputs = (0,)
+
+    @staticmethod
+    def forward(ctx, a):
+        return a * _sigmoid_fwd(ctx.backend.xp, a)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        s = sigmoid(x)
+        return mul(g, mul(s, add(mul(x, rsub(s, 1.0)), 1.0)))
+
+
+def silu(x):
+    return Silu.apply(_float_input(x, "silu"))
+
+
+class Softplus(Function):
+    """log(1 + exp(beta x)) / beta, linear where beta * x > threshold (as PyTorch)."""
+    save_inputs = (0,)
+
+    @staticmethod
+    def forward(ctx, a, beta, threshold):
+        xp = ctx.backend.xp
+        ctx.beta, ctx.threshold = beta, threshold
+        z = a * beta
+        ctx.linear = z > threshold
+        soft = (xp.maximum(z, 0) + xp.log1p(xp.exp(-xp.abs(z)))) / beta
+        return xp.where(ctx.linear, a, soft).astype(a.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        s = sigmoid(mul(x, ctx.beta))
+        return add(mul_const(g, ctx.linear), mul_const(mul(g, s), ~ctx.linear))
+
+
+def softplus(x, beta=1.0, threshold=20.0):
+    return Softplus.apply(_float_input(x, "softplus"), beta=beta, threshold=threshold)
+
+
+class Clamp(Function):
+    @staticmethod
+    def forward(ctx, a, lo, hi):
+        xp = ctx.backend.xp
+        mask = xp.ones(a.shape, dtype=bool)
+        out = a
+        if lo is not None:
+            mask &= a >= lo
+            out = xp.maximum(out, xp.asarray(lo, a.dtype))
+        if hi is not None:
+            mask &= a <= hi
+            out = xp.minimum(out, xp.asarray(hi, a.dtype))
+        ctx.mask = mask
+        return out if out is not a else a.copy()
+
+    @staticmethod
+    def backward(ctx, g):
+        return mul_const(g, ctx.mask)
+
+
+def clamp(x, min=None, max=None):
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of min and max must be given")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        out = x
+        if min is not None:
+            out = maximum(out, min)
+        if max is not None:
+            out = minimum(out, max)
+        return out
+    if x.data.dtype.kind in "iu" and any(isinstance(v, float) for v in (min, max)):
+        from ..dtypes import default_float_dtype
+        x = cast(x, default_float_dtype())
+    return Clamp.apply(x, lo=min, hi=max)
+
+
+clip = clamp
+
+
+class _MinMax(Function):
+    is_max = True
+
+    @staticmethod
+    def backward(ctx, g):
+        return mul_const(g, ctx.wa), mul_const(g, ctx.wb)
+
+
+class Maximum(_MinMax):
+    @staticmethod
+    def forward(ctx, a, b):
+        xp = ctx.backend.xp
+        ctx.wa, ctx.wb = _tie_weights(xp, a > b, a == b, a.dtype)
+        return xp.maximum(a, b)
+
+
+class Minimum(_MinMax):
+    @staticmethod
+    def forward(ctx, a, b):
+        xp = ctx.backend.xp
+        ctx.wa, ctx.wb = _tie_weights(xp, a < b, a == b, a.dtype)
+        return xp.minimum(a, b)
+
+
+def _tie_weights(xp, win, tie, dtype):
+    wa = win.astype(dtype) + tie.astype(dtype) * 0.5
+    return wa, (1 - wa).astype(dtype, copy=False)
+
+
+def maximum(a, b):
+    a, b = _binary_operands(a, b, "maximum")
+    _check_broadcast("maximum", a, b)
+    return Maximum.apply(a, b)
+
+
+def minimum(a, b):
+    a, b = _binary_operands(a, b, "minimum")
+    _check_broadcast("minimum", a, b)
+    return Minimum.apply(a, b)
+
+
+class Where(Function):
+    @staticmethod
+    def forward(ctx, a, b, cond):
+        ctx.cond = cond
+        return ctx.backend.xp.where(cond, a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        c = ctx.cond
+        return mul_const(g, c), mul_const(g, ~c)
+
+
+def where(condition, input=None, other=None):
+    """`where(cond, a, b)`; a and b may be tensors or scalars. `where(cond)` gives the nonzero indices."""
+    if input is None and other is None:
+        return nonzero(condition, as_tuple=True)
+    cond = condition.data if isinstance(condition, Tensor) else condition
+    if getattr(cond, "dtype", None) is None or cond.dtype != np.bool_:
+        cond = cond.astype(bool) if hasattr(cond, "astype") else np.asarray(cond, dtype=bool)
+    like = input if isinstance(input, Tensor) else other
+    if not isinstance(like, Tensor):
+        like = condition if isinstance(condition, Tensor) else Tensor(cond)
+        input = _coerce_scalar(input, like)
+        other = _coerce_scalar(other, like)
+    a, b = _binary_operands(input, other, "where")
+    if type(cond) is not type(a.data):
+        if getattr(cond, "ndim", 1) == 0 or isinstance(cond, np.ndarray):
+            from .. import backends
+            cond = backends._by_array_type[type(a.data)].asarray(cond)
+    _check_broadcast("where", a, b)
+    sa = np.broadcast_shapes(a.data.shape, b.data.shape)
+    try:
+        np.broadcast_shapes(sa, cond.shape)
+    except ValueError:
+        raise RuntimeError(f"where: condition of shape {tuple(cond.shape)} does not broadcast with "
+                           f"{tuple(a.data.shape)} and {tuple(b.data.shape)}") from None
+    return Where.apply(a, b, cond=cond)
+
+
+def _coerce_scalar(v, like):
+    if isinstance(v, Tensor):
+        return v
+    from ..dtypes import default_float_dtype
+    dt = default_float_dtype() if isinstance(v, float) else np.dtype(np.int64)
+    return _const_like(v, like, dtype=dt)
+
+
+def nonzero(x, as_tuple=False):
+    xp = _xp_of(x)
+    idx = xp.nonzero(x.data)
+    if as_tuple:
+        return tuple(_new_tensor(i.astype(np.int64)) for i in idx)
+    return _new_tensor(xp.stack(idx, axis=1).astype(np.int64) if len(idx) else xp.zeros((0, 0), np.int64))
+
+
+# ----------------------------------------------------------------------------- non-differentiable
+def _nodiff(name, fn):
+    def op(a, b=None):
+        if b is None:
+            return _new_tensor(fn(_xp_of(a), a.data))
+        a, b = _binary_operands(a, b, name)
+        _check_broadcast(name, a, b)
+        return _new_tensor(fn(_xp_of(a), a.data, b.data))
+    op.__name__ = name
+    return op
+
+
+eq = _nodiff("eq", lambda xp, a, b: a == b)
+ne = _nodiff("ne", lambda xp, a, b: a != b)
+lt = _nodiff("lt", lambda xp, a, b: a < b)
+le = _nodiff("le", lambda xp, a, b: a <= b)
+gt = _nodiff("gt", lambda xp, a, b: a > b)
+ge = _nodiff("ge", lambda xp, a, b: a >= b)
+logical_and = _nodiff("logical_and", lambda xp, a, b: xp.logical_and(a, b))
+logical_or = _nodiff("logical_or", lambda xp, a, b: xp.logical_or(a, b))
+logical_xor = _nodiff("logical_xor", lambda xp, a, b: xp.logical_xor(a, b))
+logical_not = _nodiff("logical_not", lambda xp, a: xp.logical_not(a))
+isnan = _nodiff("isnan", lambda xp, a: xp.isnan(a))
+isinf = _nodiff("isinf", lambda xp, a: xp.isinf(a))
+isfinite = _nodiff("isfinite", lambda xp, a: xp.isfinite(a))
+floor = _nodiff("floor", lambda xp, a: xp.floor(a))
+ceil = _nodiff("ceil", lambda xp, a: xp.ceil(a))
+round = _nodiff("round", lambda xp, a: xp.round(a))
+trunc = _nodiff("trunc", lambda xp, a: xp.trunc(a))
+
+
+def bitwise_not(x):
+    xp = _xp_of(x)
+    return _new_tensor(xp.logical_not(x.data) if x.data.dtype == np.bool_ else xp.invert(x.data))
+
+
+def remainder(a, b):
+    """Python-style modulo (sign of the divisor), as torch.remainder."""
+    a, b = _binary_operands(a, b, "remainder")
+    return sub(a, mul(_new_tensor(_xp_of(a).floor(a.data / b.data).astype(a.data.dtype)), b))
+
+
+def floor_divide(a, b):
+    return div(a, b, rounding_mode="floor")
+
+
+def allclose(a, b, rtol=1e-5, atol=1e-8, equal_nan=False):
+    xp = _xp_of(a)
+    return bool(xp.allclose(a.data, b.data if isinstance(b, Tensor) else b, rtol=rtol, atol=atol,
+                            equal_nan=equal_nan))
+
+
+def equal(a, b):
+    return tuple(a.shape) == tuple(b.shape) and bool((a.data == b.data).all())

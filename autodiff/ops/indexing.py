@@ -1,0 +1,294 @@
+"""Indexing: `x[key]` (ints, slices, steps, None, ..., integer arrays, boolean masks), its adjoint
+`index_put` (scatter with accumulation of repeated indices), gather/scatter_add, index_select,
+masked_fill, and `x[key] = v`."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import Function, _new_tensor
+from ..tensor import Tensor, _wrap_dim
+
+
+def _normalize_key(x, key):
+    """Tensors in the key become backend arrays; ints are range-checked with a clear message."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    xp = None
+    conv = []
+    for k in key:
+        if isinstance(k, Tensor):
+            k = k.data
+        if isinstance(k, list) or (isinstance(k, np.ndarray) and type(k) is not type(x.data)):
+            if xp is None:
+                from .. import backends
+                xp = backends._by_array_type[type(x.data)].xp
+            k = xp.asarray(k)
+        conv.append(k)
+    key = conv
+    consumed = sum(k.ndim if getattr(k, "dtype", None) == np.bool_ and hasattr(k, "ndim") else 1
+                   for k in key if k is not None and k is not Ellipsis and not isinstance(k, bool))
+    out = []
+    advanced = False
+    dim = 0
+    shape = x.data.shape
+    for k in key:
+        if k is None:
+            out.append(None)
+            continue
+        if k is Ellipsis:
+            out.append(k)
+            dim += max(len(shape) - consumed, 0)
+            continue
+        if hasattr(k, "dtype") and not isinstance(k, (int, np.integer)) and getattr(k, "ndim", 0) >= 0 \
+                and not isinstance(k, slice):
+            if k.dtype == np.bool_:
+                if k.ndim and tuple(k.shape) != tuple(shape[dim:dim + k.ndim]):
+                    raise IndexError(f"getitem: boolean mask of shape {tuple(k.shape)} does not match the "
+                                     f"indexed dimensions {tuple(shape[dim:dim + k.ndim])} of shape {tuple(shape)}")
+                advanced = True
+                dim += k.ndim
+                out.append(k)
+                continue
+            if k.dtype.kind not in "iu":
+                raise IndexError(f"getitem: tensors used as indices must be long, int or bool, got {k.dtype}")
+            if dim < len(shape) and k.size:
+                n = shape[dim]
+                lo, hi = int(k.min()), int(k.max())
+                if lo < -n or hi >= n:
+                    raise IndexError(f"getitem: index {hi if hi >= n else lo} is out of bounds for dimension {dim} "
+                                     f"with size {n}")
+            advanced = True
+            dim += 1
+            out.append(k)
+            continue
+        if isinstance(k, (int, np.integer)) and not isinstance(k, bool):
+            if dim >= len(shape):
+                raise IndexError(f"getitem: too many indices for a tensor of {len(shape)} dimensions")
+            n = shape[dim]
+            if not -n <= k < n:
+                raise IndexError(f"getitem: index {k} is out of bounds for dimension {dim} with size {n}")
+            out.append(int(k))
+            dim += 1
+            continue
+        if isinstance(k, slice):
+            if k.step is not None and k.step <= 0:
+                raise ValueError("getitem: step must be greater than zero")
+            out.append(k)
+            dim += 1
+            continue
+        if isinstance(k, bool):
+            out.append(k)
+            continue
+        raise TypeError(f"getitem: unsupported index type {type(k).__name__}")
+    n_index_dims = sum(1 for k in out if k is not None and k is not Ellipsis and not isinstance(k, bool)
+                       and not (hasattr(k, "dtype") and k.dtype == np.bool_)) + \
+        sum(k.ndim for k in out if hasattr(k, "dtype") and k.dtype == np.bool_)
+    if n_index_dims > len(shape):
+        raise IndexError(f"getitem: too many indices ({n_index_dims}) for a tensor of shape {tuple(shape)}")
+    return tuple(out), advanced
+
+
+class GetItem(Function):
+    @staticmethod
+    def forward(ctx, a, key, advanced):
+        ctx.key, ctx.advanced = key, advanced
+        ctx.in_shape = a.shape
+        return a[key]
+
+    @staticmethod
+    def backward(ctx, g):
+        return IndexPut.apply(g, key=ctx.key, shape=ctx.in_shape, accumulate=ctx.advanced)
+
+
+class _GetItemView(GetItem):
+    is_view = True
+
+
+class IndexPut(Function):
+    """zeros(shape) with g added at key (accumulating repeated indices): the adjoint of getitem."""
+
+    @staticmethod
+    def forward(ctx, g, key, shape, accumulate):
+        ctx.key, ctx.accumulate = key, accumulate
+        if accumulate:
+            return ctx.backend.index_add(shape, g.dtype, key, g)
+        out = ctx.backend.xp.zeros(shape, dtype=g.dtype)
+        out[key] = g
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        return GetItem.apply(g, key=ctx.key, advanced=ctx.accumulate)
+
+
+def getitem(x, key):
+    key, advanced = _normalize_key(x, key)
+    if advanced:
+        return GetItem.apply(x, key=key, advanced=True)
+    return _GetItemView.apply(x, key=key, advanced=False)
+
+
+class SetItem(Function):
+    """out = a with out[key] = v (out of place; Tensor.__setitem__ writes it back in place)."""
+
+    @staticmethod
+    def forward(ctx, a, v, key):
+        xp = ctx.backend.xp
+        ctx.key = key
+        out = a.copy()
+        out[key] = v
+        mask = xp.ones(a.shape, dtype=bool)
+        mask[key] = False
+        ctx.mask = mask
+        ctx.v_shape = v.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        from .elementwise import mul_const
+        gv = None
+        if ctx.edges[1] is not None:
+            gv = GetItem.apply(g, key=ctx.key, advanced=True)
+        return mul_const(g, ctx.mask), gv
+
+
+def setitem_(x, key, value):
+    """In place `x[key] = value` with autograd (see Tensor.__setitem__)."""
+    from .inplace import apply_inplace
+    key, _ = _normalize_key(x, key)
+    if not isinstance(value, Tensor):
+        from .. import backends
+        xp = backends._by_array_type[type(x.data)].xp
+        value = _new_tensor(xp.asarray(value, dtype=x.data.dtype))
+    if value.data.dtype != x.data.dtype:
+        from .elementwise import cast
+        value = cast(value, x.data.dtype)
+    return apply_inplace(x, lambda old: SetItem.apply(old, value, key=key), "setitem",
+                         fast=lambda: x.data.__setitem__(key, value.data), others=(value,))
+
+
+class Gather(Function):
+    """torch.gather: out[i][j][k] = x[i][index[i][j][k]][k] for dim=1; backward scatter-adds."""
+
+    @staticmethod
+    def forward(ctx, a, index, axis):
+        xp = ctx.backend.xp
+        ctx.index, ctx.axis, ctx.in_shape = index, axis, a.shape
+        return xp.take_along_axis(a, index, axis=axis)
+
+    @staticmethod
+    def backward(ctx, g):
+        return ScatterAdd.apply(g, index=ctx.index, axis=ctx.axis, shape=ctx.in_shape)
+
+
+class ScatterAdd(Function):
+    """zeros(shape) with src added along `axis` at `index`; the adjoint of Gather."""
+
+    @staticmethod
+    def forward(ctx, src, index, axis, shape):
+        ctx.index, ctx.axis = index, axis
+        xp = ctx.backend.xp
+        full = _full_index(xp, index, axis)
+        return ctx.backend.index_add(shape, src.dtype, full, src)
+
+    @staticmethod
+    def backward(ctx, g):
+        return Gather.apply(g, index=ctx.index, axis=ctx.axis)
+
+
+def _full_index(xp, index, axis):
+    grids = xp.meshgrid(*[xp.arange(s) for s in index.shape], indexing="ij", sparse=True)
+    grids = list(grids)
+    grids[axis] = index
+    return tuple(grids)
+
+
+def gather(x, dim, index):
+    axis = _wrap_dim(dim, x.data.ndim, "gather")
+    idx = index.data if isinstance(index, Tensor) else index
+    if idx.dtype.kind not in "iu":
+        raise RuntimeError(f"gather: index must be an integer tensor, got {idx.dtype}")
+    if idx.ndim != x.data.ndim:
+        raise RuntimeError(f"gather: index has {idx.ndim} dimensions but input has {x.data.ndim}")
+    for d in range(idx.ndim):
+        if d != axis and idx.shape[d] > x.data.shape[d]:
+            raise RuntimeError(f"gather: index shape {tuple(idx.shape)} exceeds input shape {tuple(x.shape)} "
+                               f"in dimension {d}")
+    if idx.size:
+        n = x.data.shape[axis]
+        if int(idx.min()) < -n or int(idx.max()) >= n:
+            raise RuntimeError(f"gather: index out of range for dimension {axis} of size {n}")
+    if tuple(idx.shape) != tuple(x.data.shape):
+        # take_along_axis broadcasts; torch.gather uses the leading sub-block: slice x to index's shape
+        key = tuple(slice(0, s) if d != axis else slice(None) for d, s in enumerate(idx.shape))
+        x = getitem(x, key)
+    return Gather.apply(x, index=idx, axis=axis)
+
+
+take_along_dim = None  # defined below
+
+
+def _take_along_dim(x, indices, dim):
+    return gather(x, dim, indices)
+
+
+take_along_dim = _take_along_dim
+
+
+def scatter_add(x, dim, index, src):
+    """out = x.clone(); out.scatter_add_(dim, index, src) — differentiable in x and src."""
+    from .elementwise import add
+    axis = _wrap_dim(dim, x.data.ndim, "scatter_add")
+    idx = index.data if isinstance(index, Tensor) else index
+    s = src
+    if tuple(s.data.shape) != tuple(idx.shape):
+        key = tuple(slice(0, n) for n in idx.shape)
+        s = getitem(s, key)
+    return add(x, ScatterAdd.apply(s, index=idx, axis=axis, shape=x.data.shape))
+
+
+def index_select(x, dim, index):
+    axis = _wrap_dim(dim, x.data.ndim, "index_select")
+    idx = index.data if isinstance(index, Tensor) else np.asarray(index)
+    if idx.ndim != 1:
+        raise IndexError(f"index_select: index must be 1-D, got shape {tuple(idx.shape)}")
+    return getitem(x, (slice(None),) * axis + (idx,))
+
+
+def masked_fill(x, mask, value):
+    from .elementwise import where
+    m = mask.data if isinstance(mask, Tensor) else mask
+    if m.dtype != np.bool_:
+        raise RuntimeError(f"masked_fill: mask must be a bool tensor, got {m.dtype}")
+    if isinstance(value, Tensor):
+        return where(mask, value.to(x.dtype), x)
+    from .. import backends
+    xp = backends._by_array_type[type(x.data)].xp
+    return where(mask, _new_tensor(xp.asarray(value, dtype=x.data.dtype)), x)
+
+
+def pad_nonconstant(x, pad, mode):
+    """reflect / replicate / circular padding of the last len(pad)//2 dims, via index arrays."""
+    from .. import backends
+    xp = backends._by_array_type[type(x.data)].xp
+    nd = x.data.ndim
+    out = x
+    for i in range(len(pad) // 2):
+        d = nd - 1 - i
+        lo, hi = int(pad[2 * i]), int(pad[2 * i + 1])
+        n = x.data.shape[d]
+        pos = np.arange(-lo, n + hi)
+        if mode == "reflect":
+            if lo >= n or hi >= n:
+                raise RuntimeError(f"pad: reflect padding ({lo}, {hi}) must be smaller than the dimension size {n}")
+            period = 2 * (n - 1) if n > 1 else 1
+            pos = np.abs(pos) % period
+            pos = np.where(pos >= n, period - pos, pos)
+        elif mode == "replicate":
+            pos = np.clip(pos, 0, n - 1)
+        elif mode == "circular":
+            pos = pos % n
+        else:
+            raise ValueError(f"pad: unknown mode {mode!r} (constant, reflect, replicate, circular)")
+        out = getitem(out, (slice(None),) * d + (xp.asarray(pos),))
+    return out

@@ -1,0 +1,59 @@
+"""In-place operations with autograd semantics (PyTorch's): `x += y`, `x *= y`, `x[k] = v`, ...
+
+Without a graph to record, the backend array is updated in place and the version counter bumped.
+With one, the result is computed out of place from a snapshot of the old value, written back into
+`x.data` (so views of x see it), and x takes over the new node as its `grad_fn`. Any node that
+saved x for its backward sees the bumped version and raises at backward time.
+"""
+from __future__ import annotations
+
+from ..autograd import _mode, _new_tensor
+
+
+def check_leaf(x, opname):
+    if _mode.enabled and x.requires_grad and x.grad_fn is None:
+        raise RuntimeError(f"{opname}: a leaf tensor that requires grad is being used in an in-place operation; "
+                           "wrap it in `with autodiff.no_grad():` or use an out-of-place op")
+
+
+def apply_inplace(x, op, opname, fast, others=()):
+    """Run `op(old_x) -> Tensor` as an in-place update of x. `fast()` does the raw array update
+    when nothing needs recording."""
+    check_leaf(x, opname)
+    record = _mode.enabled and (x.requires_grad or any(getattr(o, "requires_grad", False) for o in others))
+    if not record:
+        fast()
+        x._vc[0] += 1
+        return x
+    old = _new_tensor(x.data.copy())
+    old.requires_grad = x.requires_grad
+    old.grad_fn = x.grad_fn
+    r = op(old)
+    if r.data.dtype != x.data.dtype and x.data.dtype.kind not in "fc" and r.data.dtype.kind in "fc":
+        raise RuntimeError(f"{opname}: result type {r.data.dtype} can't be cast to the desired output type "
+                           f"{x.data.dtype}")
+    x.data[...] = r.data
+    x.grad_fn = r.grad_fn
+    x.requires_grad = r.requires_grad
+    if r.grad_fn is not None and getattr(r.grad_fn, "out_vc", None) is not None:
+        r.grad_fn.out_vc = x._vc
+        r.grad_fn.out_version = x._vc[0] + 1
+        r.grad_fn.out_data = x.data
+    x._vc[0] += 1
+    return x
+
+
+def binary_inplace(x, other, fn, opname):
+    """x = fn(x, other) in place, for +=, -=, *=, /= and the *_ methods."""
+    from ..tensor import Tensor
+
+    def fast():
+        o = other.data if isinstance(other, Tensor) else other
+        r = fn(_new_tensor(x.data), _new_tensor(o) if isinstance(other, Tensor) else o).data
+        if r.dtype != x.data.dtype and x.data.dtype.kind not in "fc" and r.dtype.kind in "fc":
+            raise RuntimeError(f"{opname}: result type {r.dtype} can't be cast to the desired output type "
+                               f"{x.data.dtype}")
+        x.data[...] = r
+
+    return apply_inplace(x, lambda old: fn(old, other), opname, fast,
+                         others=(other,) if isinstance(other, Tensor) else ())

@@ -1,0 +1,192 @@
+"""Linear algebra: matmul (1-D, 2-D and batched broadcasting, as PyTorch/NumPy), einsum, outer, dot."""
+from __future__ import annotations
+
+import string
+
+from ..autograd import Function
+from ..tensor import Tensor
+
+
+class MatMul(Function):
+    save_inputs = (0, 1)
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a @ b
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        e = ctx.edges
+        a_nd, b_nd = a.data.ndim, b.data.ndim
+        # Promote 1-D operands (and the matching output axis) to 2-D, differentiate, then undo.
+        a2 = a.reshape((1, a.data.shape[0])) if a_nd == 1 else a
+        b2 = b.reshape((b.data.shape[0], 1)) if b_nd == 1 else b
+        g2 = g
+        if a_nd == 1:
+            g2 = g2.unsqueeze(-2)
+        if b_nd == 1:
+            g2 = g2.unsqueeze(-1)
+        ga = gb = None
+        if e[0] is not None:
+            ga = matmul(g2, b2.mT)
+            if a_nd == 1:
+                ga = ga.squeeze(-2)
+        if e[1] is not None:
+            gb = matmul(a2.mT, g2)
+            if b_nd == 1:
+                gb = gb.squeeze(-1)
+        return ga, gb
+
+
+def matmul(a, b):
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
+        raise TypeError(f"matmul: expected Tensors, got {type(a).__name__} and {type(b).__name__}")
+    sa, sb = a.data.shape, b.data.shape
+    if not sa or not sb:
+        raise RuntimeError(f"matmul: both arguments need at least 1 dimension, got shapes {tuple(sa)} and {tuple(sb)}")
+    ka = sa[-1]
+    kb = sb[0] if len(sb) == 1 else sb[-2]
+    if ka != kb:
+        raise RuntimeError(f"matmul: shapes {tuple(sa)} and {tuple(sb)} do not align ({ka} != {kb})")
+    if len(sa) > 2 or len(sb) > 2:
+        ba, bb = sa[:-2] if len(sa) > 1 else (), sb[:-2] if len(sb) > 1 else ()
+        for x, y in zip(reversed(ba), reversed(bb)):
+            if x != y and x != 1 and y != 1:
+                raise RuntimeError(f"matmul: batch dimensions of {tuple(sa)} and {tuple(sb)} cannot be broadcast")
+    if a.data.dtype != b.data.dtype:
+        from .elementwise import _binary_operands
+        a, b = _binary_operands(a, b, "matmul")
+    if a.data.dtype.kind == "b":
+        raise RuntimeError("matmul: not implemented for bool tensors")
+    return MatMul.apply(a, b)
+
+
+def mm(a, b):
+    if a.data.ndim != 2 or b.data.ndim != 2:
+        raise RuntimeError(f"mm: expected 2-D tensors, got shapes {tuple(a.shape)} and {tuple(b.shape)}")
+    return matmul(a, b)
+
+
+def bmm(a, b):
+    if a.data.ndim != 3 or b.data.ndim != 3 or a.data.shape[0] != b.data.shape[0]:
+        raise RuntimeError(f"bmm: expected 3-D tensors with equal batch, got {tuple(a.shape)} and {tuple(b.shape)}")
+    return matmul(a, b)
+
+
+def mv(a, v):
+    if a.data.ndim != 2 or v.data.ndim != 1:
+        raise RuntimeError(f"mv: expected a matrix and a vector, got {tuple(a.shape)} and {tuple(v.shape)}")
+    return matmul(a, v)
+
+
+def dot(a, b):
+    if a.data.ndim != 1 or b.data.ndim != 1:
+        raise RuntimeError(f"dot: 1-D tensors expected, but got {a.data.ndim}-D and {b.data.ndim}-D")
+    if a.data.shape[0] != b.data.shape[0]:
+        raise RuntimeError(f"dot: inconsistent tensor size, expected {a.data.shape[0]} == {b.data.shape[0]}")
+    return matmul(a, b)
+
+
+inner = dot
+
+
+def outer(a, b):
+    if a.data.ndim != 1 or b.data.ndim != 1:
+        raise RuntimeError(f"outer: 1-D tensors expected, got shapes {tuple(a.shape)} and {tuple(b.shape)}")
+    from .elementwise import mul
+    return mul(a.unsqueeze(1), b.unsqueeze(0))
+
+
+ger = outer
+
+
+class Einsum(Function):
+    """einsum over explicit subscripts; backward is an einsum per operand. Operands whose own
+    subscripts repeat a letter (diagonals) are not differentiable here (clear error)."""
+    save_inputs = True  # all operands
+
+    @staticmethod
+    def forward(ctx, *arrays, ins, out):
+        ctx.ins, ctx.out = ins, out
+        ctx.shapes = [a.shape for a in arrays]
+        return ctx.backend.xp.einsum(",".join(ins) + "->" + out, *arrays)
+
+    @staticmethod
+    def backward(ctx, g):
+        grads = []
+        sizes = {}
+        for sub, shp in zip(ctx.ins, ctx.shapes):
+            for c, n in zip(sub, shp):
+                sizes[c] = n
+        ops = ctx.saved_tensors
+        for i, sub in enumerate(ctx.ins):
+            if ctx.edges[i] is None:
+                grads.append(None)
+                continue
+            if len(set(sub)) != len(sub):
+                raise RuntimeError(f"einsum: backward through repeated subscripts {sub!r} is not supported")
+            others = [ctx.ins[j] for j in range(len(ctx.ins)) if j != i]
+            avail = set(ctx.out).union(*others) if others else set(ctx.out)
+            target = "".join(c for c in sub if c in avail)
+            gi = einsum_explicit([ctx.out] + others, target, [g] + [ops[j] for j in range(len(ops)) if j != i])
+            if target != sub:  # letters only in this operand: broadcast the gradient over them
+                shape = tuple(sizes[c] if c in target else 1 for c in sub)
+                perm_src = [c for c in sub if c in target]
+                gi = einsum_explicit([target], "".join(perm_src), [gi]).reshape(shape)
+                from .reduction import broadcast_to
+                gi = broadcast_to(gi, tuple(sizes[c] for c in sub))
+            grads.append(gi)
+        return tuple(grads)
+
+
+def einsum_explicit(ins, out, tensors):
+    return Einsum.apply(*tensors, ins=tuple(ins), out=out)
+
+
+def einsum(equation, *operands):
+    """torch.einsum(equation, *operands); supports '...' and implicit output."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    eq = equation.replace(" ", "")
+    if "->" in eq:
+        lhs, out = eq.split("->")
+    else:
+        lhs, out = eq, None
+    ins = lhs.split(",")
+    if len(ins) != len(operands):
+        raise RuntimeError(f"einsum: equation {equation!r} names {len(ins)} operands but {len(operands)} were given")
+    used = set(c for c in eq if c.isalpha())
+    free = [c for c in string.ascii_letters if c not in used]
+    ell_nd = 0
+    for sub, t in zip(ins, operands):
+        if "..." in sub:
+            ell_nd = max(ell_nd, t.data.ndim - (len(sub) - 3))
+    ell = "".join(free[:ell_nd])
+    new_ins = []
+    for sub, t in zip(ins, operands):
+        if "..." in sub:
+            k = t.data.ndim - (len(sub) - 3)
+            sub = sub.replace("...", ell[ell_nd - k:] if k else "")
+        if len(sub) != t.data.ndim:
+            raise RuntimeError(f"einsum: subscripts {sub!r} do not match operand of shape {tuple(t.shape)}")
+        new_ins.append(sub)
+    if out is None:
+        counts = {}
+        for sub in new_ins:
+            for c in sub:
+                counts[c] = counts.get(c, 0) + 1
+        out = ell + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ell))
+    else:
+        out = out.replace("...", ell)
+    sizes = {}
+    for sub, t in zip(new_ins, operands):
+        for c, n in zip(sub, t.data.shape):
+            if c in sizes and sizes[c] != n and 1 not in (sizes[c], n):
+                raise RuntimeError(f"einsum: subscript {c!r} has size {n} in one operand and {sizes[c]} in another")
+            sizes[c] = max(sizes.get(c, n), n)
+    if any(sizes[c] != n for sub, t in zip(new_ins, operands) for c, n in zip(sub, t.data.shape)):
+        # broadcasting of size-1 dims: expand explicitly so the backward sums them back
+        from .reduction import broadcast_to
+        operands = [broadcast_to(t, tuple(sizes[c] for c in sub)) for sub, t in zip(new_ins, operands)]
+    return einsum_explicit(new_ins, out, list(operands))

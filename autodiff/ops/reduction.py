@@ -1,0 +1,395 @@
+"""Reductions: sum, mean, prod, max/min/amax/amin, var/std, logsumexp, norm, argmax/argmin, all/any.
+
+`dim` is an int, a tuple of ints (negative allowed) or None (all dims); `keepdim` as PyTorch.
+`max(dim=...)`/`min(dim=...)` return a `(values, indices)` named tuple and send the gradient to the
+returned index; `max()`, `amax` and `amin` split the gradient evenly among tied maxima (as PyTorch).
+"""
+from __future__ import annotations
+
+import collections
+import math
+
+import numpy as np
+
+from ..autograd import Function, _new_tensor
+from ..tensor import Tensor
+from .elementwise import _float_input, _xp_of, add, cast, div, exp, log, mul, mul_const, pow, sqrt, sub, abs
+
+MinMax = collections.namedtuple("MinMax", ["values", "indices"])
+
+
+def normalize_dims(dim, ndim, opname):
+    """dim (None | int | sequence) -> sorted tuple of non-negative axes, with a clear range error."""
+    if dim is None:
+        return tuple(range(ndim))
+    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+    n = ndim if ndim > 1 else 1
+    out = []
+    for d in dims:
+        if not -n <= d < n:
+            raise IndexError(f"{opname}: dimension {d} out of range for a tensor of {ndim} dimensions "
+                             f"(expected in [{-n}, {n - 1}])")
+        out.append(d % n if ndim else 0)
+    if len(set(out)) != len(out):
+        raise RuntimeError(f"{opname}: dimension listed more than once in {dim}")
+    return tuple(sorted(out)) if ndim else ()
+
+
+def _keepdim_shape(shape, axes):
+    return tuple(1 if i in axes else s for i, s in enumerate(shape))
+
+
+class Expand(Function):
+    """Broadcast to a larger shape (a read-only view); backward sums back."""
+    is_view = True
+
+    @staticmethod
+    def forward(ctx, a, shape):
+        return ctx.backend.xp.broadcast_to(a, shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g  # the engine sums to the input shape
+
+
+class SumToShape(Function):
+    """Sum a broadcast result back to `shape` (the engine's un-broadcasting step)."""
+
+    @staticmethod
+    def forward(ctx, a, shape):
+        ctx.in_shape = a.shape
+        lead = a.ndim - len(shape)
+        axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 and a.shape[lead + i] != 1)
+        out = a.sum(axis=axes, keepdims=True) if axes else a
+        if lead:
+            out = out.reshape(shape)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        return Expand.apply(g, shape=ctx.in_shape)
+
+
+def sum_to_shape(t, shape):
+    if tuple(t.data.shape) == tuple(shape):
+        return t
+    return SumToShape.apply(t, shape=tuple(shape))
+
+
+def broadcast_to(t, shape):
+    shape = tuple(int(s) for s in shape)
+    src = t.data.shape
+    lead = len(shape) - len(src)
+    if lead < 0:
+        raise RuntimeError(f"broadcast_to: cannot broadcast shape {tuple(src)} to fewer dimensions {shape}")
+    full = []
+    for i, s in enumerate(shape):
+        if s == -1:
+            if i < lead:
+                raise RuntimeError(f"broadcast_to: -1 not allowed in new leading dimension of {shape}")
+            s = src[i - lead]
+        full.append(s)
+        if i >= lead and src[i - lead] not in (1, s):
+            raise RuntimeError(f"broadcast_to: shape {tuple(src)} cannot be expanded to {shape} "
+                               f"(dimension {i}: {src[i - lead]} != {s})")
+    full = tuple(full)
+    if full == tuple(src):
+        return t
+    return Expand.apply(t, shape=full)
+
+
+class Sum(Function):
+    @staticmethod
+    def forward(ctx, a, axes, keepdim, dtype):
+        ctx.in_shape = a.shape
+        ctx.axes, ctx.keepdim = axes, keepdim
+        return a.sum(axis=axes, keepdims=keepdim, dtype=dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        if not ctx.keepdim and ctx.axes:
+            g = g.reshape(_keepdim_shape(ctx.in_shape, ctx.axes))
+        return Expand.apply(g, shape=ctx.in_shape)
+
+
+def sum(x, dim=None, keepdim=False, dtype=None):
+    """Sum over `dim`. Integer and bool tensors sum to int64, as PyTorch."""
+    if not isinstance(x, Tensor):
+        import builtins
+        return builtins.sum(x)
+    axes = normalize_dims(dim, x.data.ndim, "sum")
+    from ..dtypes import normalize_dtype
+    dtype = normalize_dtype(dtype)
+    if dtype is None and x.data.dtype.kind in "biu":
+        dtype = np.dtype(np.int64)
+    if dtype is not None and dtype != x.data.dtype and dtype.kind in "fc":
+        x, dtype = cast(x, dtype), None
+    return Sum.apply(x, axes=axes, keepdim=keepdim, dtype=dtype)
+
+
+def _count(x, axes):
+    n = 1
+    for a in axes:
+        n *= x.data.shape[a]
+    return n
+
+
+def mean(x, dim=None, keepdim=False, dtype=None):
+    if dtype is not None:
+        from ..dtypes import normalize_dtype
+        x = cast(x, normalize_dtype(dtype))
+    if x.data.dtype.kind not in "fc":
+        raise RuntimeError(f"mean: input dtype should be floating point, got {x.data.dtype} "
+                           "(use .float() first, or pass dtype=)")
+    axes = normalize_dims(dim, x.data.ndim, "mean")
+    n = _count(x, axes)
+    s = sum(x, axes, keepdim)
+    return mul(s, 1.0 / n) if n else div(s, 0.0)
+
+
+def var(x, dim=None, unbiased=None, keepdim=False, correction=None):
+    """Variance with `correction` (default 1, Bessel); `unbiased=False` means correction 0."""
+    if correction is None:
+        correction = 1 if unbiased is None or unbiased else 0
+    x = _float_input(x, "var")
+    axes = normalize_dims(dim, x.data.ndim, "var")
+    n = _count(x, axes)
+    m = mean(x, axes, keepdim=True)
+    d = sub(x, m)
+    ss = sum(mul(d, d), axes, keepdim)
+    return div(ss, float(n - correction if n > correction else 0))
+
+
+def std(x, dim=None, unbiased=None, keepdim=False, correction=None):
+    return sqrt(var(x, dim, unbiased=unbiased, keepdim=keepdim, correction=correction))
+
+
+def var_mean(x, dim=None, unbiased=None, keepdim=False, correction=None):
+    return var(x, dim, unbiased, keepdim, correction), mean(x, dim, keepdim)
+
+
+def std_mean(x, dim=None, unbiased=None, keepdim=False, correction=None):
+    return std(x, dim, unbiased, keepdim, correction), mean(x, dim, keepdim)
+
+
+class Prod(Function):
+    """Product; the gradient is the product of the other elements (exact with zeros). The backward
+    treats that product as a constant, so double backward is not supported."""
+
+    @staticmethod
+    def forward(ctx, a, axis, keepdim):
+        xp = ctx.backend.xp
+        ctx.in_shape, ctx.axis, ctx.keepdim = a.shape, axis, keepdim
+        if axis is None:
+            flat = a.reshape(-1)
+            ctx.others = _exclusive_prod(xp, flat, 0).reshape(a.shape)
+            out = flat.prod()
+            return out.reshape((1,) * a.ndim) if keepdim else out
+        ctx.others = _exclusive_prod(xp, a, axis)
+        return a.prod(axis=axis, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, g):
+        if ctx.axis is None:
+            g = g.reshape((1,) * len(ctx.in_shape))
+        elif not ctx.keepdim:
+            g = g.reshape(_keepdim_shape(ctx.in_shape, (ctx.axis,)))
+        return mul_const(Expand.apply(g, shape=ctx.in_shape), ctx.others)
+
+
+def _exclusive_prod(xp, a, axis):
+    """Product of all elements along `axis` except the one at each position (no division)."""
+    a = xp.moveaxis(a, axis, -1)
+    ones = xp.ones(a.shape[:-1] + (1,), dtype=a.dtype)
+    left = xp.cumprod(xp.concatenate([ones, a[..., :-1]], axis=-1), axis=-1)
+    right = xp.flip(xp.cumprod(xp.flip(xp.concatenate([a[..., 1:], ones], axis=-1), -1), axis=-1), -1)
+    return xp.moveaxis(left * right, -1, axis)
+
+
+def prod(x, dim=None, keepdim=False, dtype=None):
+    if dtype is not None:
+        from ..dtypes import normalize_dtype
+        x = cast(x, normalize_dtype(dtype))
+    axis = None if dim is None else normalize_dims(dim, x.data.ndim, "prod")[0]
+    if x.data.ndim == 0:
+        axis = None
+    return Prod.apply(x, axis=axis, keepdim=keepdim)
+
+
+class AMax(Function):
+    """amax/amin over `axes`; ties share the gradient evenly."""
+
+    @staticmethod
+    def forward(ctx, a, axes, keepdim, is_max):
+        xp = ctx.backend.xp
+        ctx.in_shape, ctx.axes, ctx.keepdim = a.shape, axes, keepdim
+        out = a.max(axis=axes, keepdims=True) if is_max else a.min(axis=axes, keepdims=True)
+        mask = (a == out)
+        cnt = mask.sum(axis=axes, keepdims=True)
+        ctx.w = mask / cnt.astype(a.dtype)
+        ctx.w = ctx.w.astype(a.dtype, copy=False)
+        del xp
+        return out if keepdim else out.reshape(tuple(s for i, s in enumerate(a.shape) if i not in axes))
+
+    @staticmethod
+    def backward(ctx, g):
+        if not ctx.keepdim:
+            g = g.reshape(_keepdim_shape(ctx.in_shape, ctx.axes))
+        return mul_const(Expand.apply(g, shape=ctx.in_shape), ctx.w)
+
+
+def _check_nonempty(x, axes, opname):
+    for a in axes:
+        if x.data.shape[a] == 0:
+            raise IndexError(f"{opname}: cannot reduce over dimension {a} of size 0 (shape {tuple(x.shape)})")
+    if not axes and x.data.size == 0:
+        raise RuntimeError(f"{opname}: cannot reduce an empty tensor (shape {tuple(x.shape)})")
+
+
+def amax(x, dim=None, keepdim=False):
+    axes = normalize_dims(dim if dim != () else None, x.data.ndim, "amax")
+    _check_nonempty(x, axes, "amax")
+    return AMax.apply(x, axes=axes, keepdim=keepdim, is_max=True)
+
+
+def amin(x, dim=None, keepdim=False):
+    axes = normalize_dims(dim if dim != () else None, x.data.ndim, "amin")
+    _check_nonempty(x, axes, "amin")
+    return AMax.apply(x, axes=axes, keepdim=keepdim, is_max=False)
+
+
+def _minmax(x, dim, keepdim, is_max, opname, other=None):
+    if isinstance(dim, Tensor):  # torch.max(a, b) is the elementwise maximum
+        from .elementwise import maximum, minimum
+        return maximum(x, dim) if is_max else minimum(x, dim)
+    if dim is None:
+        return amax(x) if is_max else amin(x)
+    (axis,) = normalize_dims(dim, x.data.ndim, opname)
+    _check_nonempty(x, (axis,), opname)
+    xp = _xp_of(x)
+    idx = (xp.argmax if is_max else xp.argmin)(x.data, axis=axis)
+    if x.data.ndim == 0:
+        idx = xp.asarray(0)
+    idx_k = xp.expand_dims(idx, axis) if x.data.ndim else idx
+    from .indexing import gather
+    vals = gather(x, axis, _new_tensor(idx_k.astype(np.int64))) if x.data.ndim else x
+    if not keepdim and x.data.ndim:
+        vals = vals.squeeze(axis)
+        return MinMax(vals, _new_tensor(idx.astype(np.int64)))
+    return MinMax(vals, _new_tensor(idx_k.astype(np.int64)))
+
+
+def max(x, dim=None, keepdim=False):
+    """`max(x)` -> 0-d tensor; `max(x, dim)` -> (values, indices); `max(x, other_tensor)` -> maximum."""
+    return _minmax(x, dim, keepdim, True, "max")
+
+
+def min(x, dim=None, keepdim=False):
+    return _minmax(x, dim, keepdim, False, "min")
+
+
+def argmax(x, dim=None, keepdim=False):
+    xp = _xp_of(x)
+    if dim is None:
+        out = xp.argmax(x.data.reshape(-1))
+        return _new_tensor(xp.asarray(out, dtype=np.int64).reshape((1,) * x.data.ndim if keepdim else ()))
+    (axis,) = normalize_dims(dim, x.data.ndim, "argmax")
+    return _new_tensor(xp.argmax(x.data, axis=axis, keepdims=keepdim).astype(np.int64))
+
+
+def argmin(x, dim=None, keepdim=False):
+    xp = _xp_of(x)
+    if dim is None:
+        out = xp.argmin(x.data.reshape(-1))
+        return _new_tensor(xp.asarray(out, dtype=np.int64).reshape((1,) * x.data.ndim if keepdim else ()))
+    (axis,) = normalize_dims(dim, x.data.ndim, "argmin")
+    return _new_tensor(xp.argmin(x.data, axis=axis, keepdims=keepdim).astype(np.int64))
+
+
+def all(x, dim=None, keepdim=False):
+    axes = normalize_dims(dim, x.data.ndim, "all")
+    return _new_tensor(_xp_of(x).asarray(x.data.astype(bool).all(axis=axes, keepdims=keepdim)))
+
+
+def any(x, dim=None, keepdim=False):
+    axes = normalize_dims(dim, x.data.ndim, "any")
+    return _new_tensor(_xp_of(x).asarray(x.data.astype(bool).any(axis=axes, keepdims=keepdim)))
+
+
+def logsumexp(x, dim, keepdim=False):
+    """log(sum(exp(x))) computed stably by shifting with the (detached) max."""
+    x = _float_input(x, "logsumexp")
+    axes = normalize_dims(dim, x.data.ndim, "logsumexp")
+    xp = _xp_of(x)
+    if x.data.size == 0:
+        m = xp.zeros(_keepdim_shape(x.data.shape, axes), dtype=x.data.dtype)
+    else:
+        m = x.data.max(axis=axes, keepdims=True)
+        m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+    mt = _new_tensor(m)
+    out = add(log(sum(exp(sub(x, mt)), axes, keepdim=True)), mt)
+    if not keepdim:
+        out = out.reshape(tuple(s for i, s in enumerate(x.data.shape) if i not in axes))
+    return out
+
+
+class Norm2(Function):
+    """Euclidean norm; gradient x / norm, defined as 0 where the norm is 0 (as PyTorch)."""
+    save_inputs = (0,)
+    save_output = True
+
+    @staticmethod
+    def forward(ctx, a, axes, keepdim):
+        xp = ctx.backend.xp
+        ctx.in_shape, ctx.axes, ctx.keepdim = a.shape, axes, keepdim
+        return xp.sqrt((a * a).sum(axis=axes, keepdims=keepdim))
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        out = ctx.output()
+        if not ctx.keepdim:
+            shape = _keepdim_shape(ctx.in_shape, ctx.axes)
+            g, out = g.reshape(shape), out.reshape(shape)
+        zero = out.data == 0
+        safe = add(out, _new_tensor(zero.astype(out.data.dtype)))
+        return mul(x, mul_const(div(g, safe), ~zero))
+
+
+def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
+    """Vector norm over `dim` (all elements by default): p = 2/'fro', 1, inf, -inf, 0 or any real."""
+    if dtype is not None:
+        from ..dtypes import normalize_dtype
+        x = cast(x, normalize_dtype(dtype))
+    x = _float_input(x, "norm")
+    axes = normalize_dims(dim, x.data.ndim, "norm")
+    if p in ("fro", 2, 2.0, None):
+        return Norm2.apply(x, axes=axes, keepdim=keepdim)
+    if p == 1:
+        return sum(abs(x), axes, keepdim)
+    if p == math.inf or p == "inf":
+        return amax(abs(x), axes, keepdim)
+    if p == -math.inf:
+        return amin(abs(x), axes, keepdim)
+    if p == 0:
+        return sum(_new_tensor((x.data != 0).astype(x.data.dtype)), axes, keepdim)
+    if isinstance(p, str):
+        raise ValueError(f"norm: unsupported p={p!r}")
+    return pow(sum(pow(abs(x), p), axes, keepdim), 1.0 / p)
+
+
+def cumsum(x, dim):
+    (axis,) = normalize_dims(dim, x.data.ndim, "cumsum")
+    return CumSum.apply(x, axis=axis)
+
+
+class CumSum(Function):
+    @staticmethod
+    def forward(ctx, a, axis):
+        ctx.axis = axis
+        return ctx.backend.xp.cumsum(a, axis=axis)
+
+    @staticmethod
+    def backward(ctx, g):
+        from .shape import flip
+        return flip(cumsum(flip(g, (ctx.axis,)), ctx.axis), (ctx.axis,))

@@ -1,0 +1,444 @@
+"""Shape ops: reshape/view, permute/transpose, squeeze/unsqueeze, flatten, repeat, cat/stack,
+split/chunk, pad, flip, contiguous/clone, and moves between devices."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import Function
+from ..tensor import Tensor, _wrap_dim
+from .reduction import broadcast_to  # noqa: F401  (re-exported)
+
+
+def _shape_arg(shape, opname):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    try:
+        return tuple(int(s) for s in shape)
+    except TypeError:
+        raise TypeError(f"{opname}: shape must be ints, got {shape!r}") from None
+
+
+class Reshape(Function):
+    is_view = True
+
+    @staticmethod
+    def forward(ctx, a, shape):
+        ctx.in_shape = a.shape
+        return a.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        return Reshape.apply(g, shape=ctx.in_shape)
+
+
+def reshape(x, *shape):
+    shape = _shape_arg(shape, "reshape")
+    cur = x.data.shape
+    if shape == cur:
+        return x
+    n = x.data.size
+    known = 1
+    neg = 0
+    for s in shape:
+        if s == -1:
+            neg += 1
+        elif s < 0:
+            raise RuntimeError(f"reshape: invalid shape dimension {s} in {shape}")
+        else:
+            known *= s
+    if neg > 1:
+        raise RuntimeError(f"reshape: only one dimension can be inferred, got {shape}")
+    if (neg and (known == 0 or n % known)) or (not neg and known != n):
+        raise RuntimeError(f"reshape: shape {shape} is invalid for input of size {n} (shape {tuple(cur)})")
+    return Reshape.apply(x, shape=shape)
+
+
+def view(x, *shape):
+    if len(shape) == 1 and not isinstance(shape[0], (tuple, list, int, np.integer)):
+        from .elementwise import cast
+        from ..dtypes import normalize_dtype
+        return cast(x, normalize_dtype(shape[0]))
+    return reshape(x, *shape)
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    nd = x.data.ndim
+    if nd == 0:
+        return reshape(x, 1)
+    s = _wrap_dim(start_dim, nd, "flatten")
+    e = _wrap_dim(end_dim, nd, "flatten")
+    if s > e:
+        raise RuntimeError(f"flatten: start_dim {start_dim} cannot come after end_dim {end_dim}")
+    shp = x.data.shape
+    n = 1
+    for d in shp[s:e + 1]:
+        n *= d
+    return reshape(x, shp[:s] + (n,) + shp[e + 1:])
+
+
+def unflatten(x, dim, sizes):
+    d = _wrap_dim(dim, x.data.ndim, "unflatten")
+    shp = x.data.shape
+    return reshape(x, shp[:d] + tuple(sizes) + shp[d + 1:])
+
+
+def squeeze(x, dim=None):
+    shp = x.data.shape
+    if dim is None:
+        new = tuple(s for s in shp if s != 1)
+    else:
+        dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+        axes = {_wrap_dim(d, len(shp), "squeeze") for d in dims} if shp else set()
+        new = tuple(s for i, s in enumerate(shp) if not (i in axes and s == 1))
+    return reshape(x, new) if new != shp else x
+
+
+def unsqueeze(x, dim):
+    nd = x.data.ndim
+    if not -(nd + 1) <= dim <= nd:
+        raise IndexError(f"unsqueeze: dimension {dim} out of range (expected in [{-(nd + 1)}, {nd}])")
+    d = dim % (nd + 1)
+    shp = x.data.shape
+    return reshape(x, shp[:d] + (1,) + shp[d:])
+
+
+class Permute(Function):
+    is_view = True
+
+    @staticmethod
+    def forward(ctx, a, dims):
+        ctx.dims = dims
+        return a.transpose(dims)
+
+    @staticmethod
+    def backward(ctx, g):
+        return Permute.apply(g, dims=tuple(np.argsort(ctx.dims)))
+
+
+def permute(x, *dims):
+    dims = _shape_arg(dims, "permute")
+    nd = x.data.ndim
+    if len(dims) != nd:
+        raise RuntimeError(f"permute: got {len(dims)} dims {dims} for a tensor of {nd} dimensions")
+    dims = tuple(_wrap_dim(d, nd, "permute") for d in dims)
+    if sorted(dims) != list(range(nd)):
+        raise RuntimeError(f"permute: dims {dims} are not a permutation of 0..{nd - 1}")
+    if dims == tuple(range(nd)):
+        return x
+    return Permute.apply(x, dims=dims)
+
+
+def transpose(x, dim0, dim1):
+    nd = x.data.ndim
+    if nd < 2 and dim0 in (0, -1) and dim1 in (0, -1):
+        return x
+    a, b = _wrap_dim(dim0, nd, "transpose"), _wrap_dim(dim1, nd, "transpose")
+    dims = list(range(nd))
+    dims[a], dims[b] = dims[b], dims[a]
+    return permute(x, dims)
+
+
+swapaxes = transpose
+
+
+def t(x):
+    if x.data.ndim > 2:
+        raise RuntimeError(f"t: expects a tensor with <= 2 dimensions, got {x.data.ndim}")
+    return transpose(x, 0, 1) if x.data.ndim == 2 else x
+
+
+def movedim(x, source, destination):
+    nd = x.data.ndim
+    src = [_wrap_dim(s, nd, "movedim") for s in ((source,) if isinstance(source, int) else source)]
+    dst = [_wrap_dim(s, nd, "movedim") for s in ((destination,) if isinstance(destination, int) else destination)]
+    order = [d for d in range(nd) if d not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return permute(x, order)
+
+
+def expand(x, *sizes):
+    return broadcast_to(x, _shape_arg(sizes, "expand"))
+
+
+def expand_as(x, other):
+    return broadcast_to(x, other.data.shape)
+
+
+class Copy(Function):
+    @staticmethod
+    def forward(ctx, a):
+        return a.copy()
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+def clone(x):
+    return Copy.apply(x)
+
+
+def contiguous(x):
+    d = x.data
+    if d.flags.c_contiguous:
+        return x
+    return Copy.apply(x)
+
+
+class Repeat(Function):
+    @staticmethod
+    def forward(ctx, a, reps):
+        ctx.in_shape = a.shape
+        ctx.reps = reps
+        return ctx.backend.xp.tile(a, reps)
+
+    @staticmethod
+    def backward(ctx, g):
+        # View g as (r0, s0, r1, s1, ...) and sum the r axes.
+        reps = ctx.reps
+        in_shape = (1,) * (len(reps) - len(ctx.in_shape)) + tuple(ctx.in_shape)
+        inter = []
+        for r, s in zip(reps, in_shape):
+            inter += [r, s]
+        gs = g.reshape(tuple(inter))
+        from .reduction import sum as _sum
+        out = _sum(gs, tuple(range(0, 2 * len(reps), 2)))
+        return out.reshape(ctx.in_shape)
+
+
+def repeat(x, *sizes):
+    sizes = _shape_arg(sizes, "repeat")
+    if len(sizes) < x.data.ndim:
+        raise RuntimeError(f"repeat: number of repeat dims ({len(sizes)}) can not be smaller than the number "
+                           f"of tensor dims ({x.data.ndim})")
+    return Repeat.apply(x, reps=sizes)
+
+
+def tile(x, dims):
+    dims = tuple(dims)
+    if len(dims) < x.data.ndim:
+        dims = (1,) * (x.data.ndim - len(dims)) + dims
+    return repeat(x, dims)
+
+
+class Cat(Function):
+    @staticmethod
+    def forward(ctx, *arrays, axis):
+        ctx.axis = axis
+        ctx.sizes = [a.shape[axis] for a in arrays]
+        return ctx.backend.xp.concatenate(arrays, axis=axis)
+
+    @staticmethod
+    def backward(ctx, g):
+        out = []
+        start = 0
+        for s in ctx.sizes:
+            out.append(narrow(g, ctx.axis, start, s))
+            start += s
+        return tuple(out)
+
+
+def cat(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("cat: expected a non-empty list of tensors")
+    # PyTorch skips 1-D empty tensors in cat
+    tensors = [t for t in tensors if not (t.data.ndim == 1 and t.data.shape[0] == 0)] or tensors[:1]
+    ref = tensors[0]
+    nd = ref.data.ndim
+    if nd == 0:
+        raise RuntimeError("cat: zero-dimensional tensors cannot be concatenated")
+    axis = _wrap_dim(dim, nd, "cat")
+    from .elementwise import cast
+    from ..dtypes import result_type
+    dt = ref.data.dtype
+    for i, t in enumerate(tensors):
+        if t.data.ndim != nd or any(a != b for k, (a, b) in enumerate(zip(t.data.shape, ref.data.shape)) if k != axis):
+            raise RuntimeError(f"cat: sizes of tensors must match except in dimension {axis}; tensor 0 has shape "
+                               f"{tuple(ref.shape)} and tensor {i} has shape {tuple(t.shape)}")
+        dt = result_type((dt, 1), (t.data.dtype, 1))
+    tensors = [cast(t, dt) for t in tensors]
+    if len(tensors) == 1:
+        return tensors[0]
+    return Cat.apply(*tensors, axis=axis)
+
+
+concatenate = cat
+concat = cat
+
+
+def stack(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("stack: expected a non-empty list of tensors")
+    shp = tensors[0].data.shape
+    for i, t in enumerate(tensors):
+        if t.data.shape != shp:
+            raise RuntimeError(f"stack: expects each tensor to be equal size, but got {tuple(shp)} at entry 0 "
+                               f"and {tuple(t.shape)} at entry {i}")
+    nd = len(shp) + 1
+    if not -nd <= dim < nd:
+        raise IndexError(f"stack: dimension {dim} out of range (expected in [{-nd}, {nd - 1}])")
+    d = dim % nd
+    return cat([unsqueeze(t, d) for t in tensors], d)
+
+
+def narrow(x, dim, start, length):
+    d = _wrap_dim(dim, x.data.ndim, "narrow")
+    key = (slice(None),) * d + (slice(start, start + length),)
+    from .indexing import getitem
+    return getitem(x, key)
+
+
+def split(x, split_size_or_sections, dim=0):
+    d = _wrap_dim(dim, x.data.ndim, "split")
+    n = x.data.shape[d]
+    if isinstance(split_size_or_sections, (int, np.integer)):
+        s = int(split_size_or_sections)
+        if s <= 0 and n:
+            raise RuntimeError(f"split: split_size must be positive, got {s}")
+        sizes = [min(s, n - i) for i in range(0, n, s)] if n else [0]
+    else:
+        sizes = list(split_size_or_sections)
+        if builtins_sum(sizes) != n:
+            raise RuntimeError(f"split: split sizes {sizes} do not sum to the dimension size {n}")
+    out, start = [], 0
+    for s in sizes:
+        out.append(narrow(x, d, start, s))
+        start += s
+    return tuple(out)
+
+
+def builtins_sum(xs):
+    total = 0
+    for v in xs:
+        total += v
+    return total
+
+
+def chunk(x, chunks, dim=0):
+    d = _wrap_dim(dim, x.data.ndim, "chunk")
+    n = x.data.shape[d]
+    if chunks <= 0:
+        raise RuntimeError(f"chunk: chunks must be positive, got {chunks}")
+    size = -(-n // chunks) if n else 0
+    return split(x, size, d) if size else (x,)
+
+
+def unbind(x, dim=0):
+    d = _wrap_dim(dim, x.data.ndim, "unbind")
+    return tuple(squeeze(narrow(x, d, i, 1), d) for i in range(x.data.shape[d]))
+
+
+class Pad(Function):
+    @staticmethod
+    def forward(ctx, a, widths, value):
+        ctx.slices = tuple(slice(lo, lo + s) for (lo, hi), s in zip(widths, a.shape))
+        return ctx.backend.xp.pad(a, widths, constant_values=value)
+
+    @staticmethod
+    def backward(ctx, g):
+        from .indexing import getitem
+        return getitem(g, ctx.slices)
+
+
+def pad(x, pad, mode="constant", value=0.0):
+    """PyTorch's F.pad: `pad` lists (left, right) pairs starting from the LAST dimension. Constant
+    mode only here; negative padding crops."""
+    if mode != "constant":
+        from .indexing import pad_nonconstant
+        return pad_nonconstant(x, pad, mode)
+    pad = tuple(int(p) for p in pad)
+    if len(pad) % 2 or len(pad) // 2 > x.data.ndim:
+        raise RuntimeError(f"pad: padding length {len(pad)} must be even and at most 2 * ndim "
+                           f"({2 * x.data.ndim}) for shape {tuple(x.shape)}")
+    nd = x.data.ndim
+    widths = [(0, 0)] * nd
+    for i in range(len(pad) // 2):
+        widths[nd - 1 - i] = (pad[2 * i], pad[2 * i + 1])
+    if any(lo < 0 or hi < 0 for lo, hi in widths):  # crop first, then pad the rest
+        from .indexing import getitem
+        key = tuple(slice(-lo if lo < 0 else 0, (s + hi) if hi < 0 else s) for (lo, hi), s in
+                    zip(widths, x.data.shape))
+        x = getitem(x, key)
+        widths = [(builtins_max(lo, 0), builtins_max(hi, 0)) for lo, hi in widths]
+    if all(lo == 0 and hi == 0 for lo, hi in widths):
+        return x
+    return Pad.apply(x, widths=tuple(widths), value=value)
+
+
+def builtins_max(a, b):
+    return a if a > b else b
+
+
+class Flip(Function):
+    @staticmethod
+    def forward(ctx, a, axes):
+        ctx.axes = axes
+        return ctx.backend.xp.flip(a, axes)
+
+    @staticmethod
+    def backward(ctx, g):
+        return Flip.apply(g, axes=ctx.axes)
+
+
+def flip(x, dims):
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    axes = tuple(_wrap_dim(d, x.data.ndim, "flip") for d in dims)
+    return Flip.apply(x, axes=axes)
+
+
+class ToDevice(Function):
+    """Copy to another backend/device; backward copies the gradient back."""
+
+    @staticmethod
+    def forward(ctx, a, target_backend, target_device, src_device):
+        ctx.src_device = src_device
+        return target_backend.asarray(a, device=target_device)
+
+    @staticmethod
+    def backward(ctx, g):
+        return to_device(g, ctx.src_device)
+
+
+def to_device(x, dev):
+    from ..device import backend_for
+    src = x.device
+    if src == dev or (dev.type == "cuda" and dev.index is None and src.type == "cuda"):
+        return x
+    b = backend_for(dev)
+    # ToDevice.apply would run forward on the *source* backend; do it explicitly.
+    ctx = object.__new__(ToDevice)
+    ctx.backend = b
+    out_arr = ToDevice.forward(ctx, x.data, b, dev, src)
+    from ..autograd import _mode, _new_tensor
+    out = _new_tensor(out_arr)
+    if _mode.enabled and x.requires_grad:
+        ctx.edges = [x.grad_fn if x.grad_fn is not None else x]
+        ctx.in_meta = [(x.data.shape, x.data.dtype)]
+        out.grad_fn = ctx
+        out.requires_grad = True
+    return out
+
+
+def meshgrid(*tensors, indexing="ij"):
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    n = len(tensors)
+    shape = tuple(t.data.shape[0] for t in tensors)
+    if indexing == "xy" and n >= 2:
+        shape = (shape[1], shape[0]) + shape[2:]
+    out = []
+    for i, t in enumerate(tensors):
+        pos = i
+        if indexing == "xy" and n >= 2 and i < 2:
+            pos = 1 - i
+        s = [1] * n
+        s[pos] = t.data.shape[0]
+        out.append(broadcast_to(reshape(t, tuple(s)), shape))
+    return tuple(out)
+
+
+def _is_tensor(x):
+    return isinstance(x, Tensor)

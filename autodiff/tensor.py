@@ -1,0 +1,423 @@
+"""Tensor: a backend array plus what autograd needs (grad, requires_grad, grad_fn, version counter).
+
+Operator sugar and methods forward to the functional ops in `autodiff.ops`; they are attached at the
+bottom of this module so that each op is written once.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import autograd, backends
+from .device import as_device, backend_for, device as Device
+from .dtypes import default_float_dtype, infer_dtype, normalize_dtype
+
+_by_array_type = backends._by_array_type
+
+
+class Tensor:
+    """An n-dimensional array on a device that records the operations applied to it.
+
+    `data` is the raw backend array (NumPy or CuPy), settable like PyTorch's `.data` (assigning it
+    bypasses autograd). Leaves are tensors created by the user; non-leaves carry the `grad_fn` node
+    that made them.
+    """
+    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_vc", "_hooks", "__weakref__")
+    __array_priority__ = 1000  # so that `ndarray * Tensor` defers to Tensor.__rmul__
+
+    def __init__(self, data, dtype=None, device=None, requires_grad=False):
+        if isinstance(data, Tensor):
+            data = data.data
+        dtype = normalize_dtype(dtype)
+        if device is None:
+            b = _by_array_type.get(type(data))
+            if b is None:
+                b = backend_for(as_device(None))
+        else:
+            b = backend_for(as_device(device))
+        if dtype is None:
+            dtype = infer_dtype(data)
+        self.data = b.asarray(data, dtype=dtype, device=None if device is None else as_device(device))
+        self.grad = None
+        self.grad_fn = None
+        self._vc = [0]
+        self._hooks = None
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    # ------------------------------------------------------------------ attributes
+    @property
+    def shape(self):
+        return tuple(self.data.shape)
+
+    def size(self, dim=None):
+        if dim is None:
+            return tuple(self.data.shape)
+        return self.data.shape[_wrap_dim(dim, self.data.ndim, "size")]
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def device(self):
+        return Device(_by_array_type[type(self.data)].device_of(self.data))
+
+    @property
+    def is_cuda(self):
+        return self.device.type == "cuda"
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    def dim(self):
+        return self.data.ndim
+
+    def numel(self):
+        return int(self.data.size)
+
+    def element_size(self):
+        return self.data.dtype.itemsize
+
+    @property
+    def is_leaf(self):
+        return self.grad_fn is None
+
+    @property
+    def _version(self):
+        return self._vc[0]
+
+    @property
+    def T(self):
+        from .ops import shape as _s
+        return _s.permute(self, tuple(range(self.data.ndim - 1, -1, -1)))
+
+    @property
+    def mT(self):
+        from .ops import shape as _s
+        return _s.transpose(self, -2, -1)
+
+    def __len__(self):
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    def __iter__(self):
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.data.shape[0]))
+
+    def __hash__(self):
+        return id(self)
+
+    def __bool__(self):
+        if self.data.size != 1:
+            raise RuntimeError(f"bool: a tensor with {self.data.size} elements is ambiguous; use .any() or .all()")
+        return bool(self.data)
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if self.dtype.kind not in "iub" or self.data.size != 1:
+            raise TypeError(f"only integer tensors of a single element can be converted to an index, "
+                            f"got {self.dtype} of shape {self.shape}")
+        return int(self.item())
+
+    # ------------------------------------------------------------------ conversion
+    def numpy(self):
+        """A NumPy array (a copy for CUDA tensors). Fails for tensors that require grad, as PyTorch."""
+        if self.requires_grad:
+            raise RuntimeError("numpy: can't call numpy() on a tensor that requires grad; use "
+                               "tensor.detach().numpy()")
+        return _by_array_type[type(self.data)].to_numpy(self.data)
+
+    def item(self):
+        if self.data.size != 1:
+            raise RuntimeError(f"item: a tensor with {self.data.size} elements (shape {self.shape}) cannot be "
+                               "converted to a Python scalar")
+        return _by_array_type[type(self.data)].to_numpy(self.data).reshape(()).item()
+
+    def tolist(self):
+        return _by_array_type[type(self.data)].to_numpy(self.data).tolist()
+
+    def detach(self):
+        t = autograd._new_tensor(self.data)
+        t._vc = self._vc  # shares storage, so it shares the version counter
+        return t
+
+    def detach_(self):
+        self.grad_fn = None
+        self.requires_grad = False
+        return self
+
+    def clone(self):
+        from .ops import shape as _s
+        return _s.clone(self)
+
+    def requires_grad_(self, requires_grad=True):
+        if requires_grad and self.data.dtype.kind not in "fc":
+            raise RuntimeError(f"requires_grad_: only floating point tensors can require gradients, "
+                               f"got {self.data.dtype}")
+        if not requires_grad and self.grad_fn is not None:
+            raise RuntimeError("requires_grad_: you can only change requires_grad flags of leaf tensors; "
+                               "use detach() for a non-leaf")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def retain_grad(self):
+        if self.grad_fn is None:
+            if not self.requires_grad:
+                raise RuntimeError("retain_grad: can't retain_grad on a tensor that does not require grad")
+            return  # leaves keep their grad anyway
+        import weakref
+        self.grad_fn.retained = weakref.ref(self)
+
+    def register_hook(self, hook):
+        """Call hook(grad) when the gradient w.r.t. this tensor is computed; a non-None return replaces it."""
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: cannot register a hook on a tensor that doesn't require grad")
+        if self.grad_fn is not None:
+            self.grad_fn.register_hook(hook)
+        else:
+            if self._hooks is None:
+                self._hooks = []
+            self._hooks.append(hook)
+        return _RemovableHandle(hook, self)
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        if inputs is not None:
+            raise NotImplementedError("backward: the inputs= argument is not supported; use autodiff.grad")
+        autograd.backward(self, gradient, retain_graph, create_graph)
+
+    # ------------------------------------------------------------------ dtype / device moves
+    def to(self, *args, **kwargs):
+        """`to(dtype)`, `to(device)`, `to(device, dtype)`, `to(other_tensor)`; differentiable."""
+        dev = kwargs.pop("device", None)
+        dtype = kwargs.pop("dtype", None)
+        kwargs.pop("non_blocking", None)
+        copy = kwargs.pop("copy", False)
+        if kwargs:
+            raise TypeError(f"to: unexpected arguments {sorted(kwargs)}")
+        for a in args:
+            if isinstance(a, Tensor):
+                dev, dtype = a.device, a.dtype
+            elif isinstance(a, (str, Device)) and not _looks_like_dtype(a):
+                dev = a
+            else:
+                dtype = a
+        out = self
+        if dev is not None:
+            from .ops import shape as _s
+            out = _s.to_device(out, as_device(dev))
+        if dtype is not None:
+            from .ops import elementwise as _e
+            out = _e.cast(out, normalize_dtype(dtype))
+        if copy and out is self:
+            out = self.clone()
+        return out
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self, device=None):
+        return self.to(Device("cuda", device) if isinstance(device, int) else (device or "cuda"))
+
+    def float(self):
+        return self.to(np.float32)
+
+    def double(self):
+        return self.to(np.float64)
+
+    def half(self):
+        return self.to(np.float16)
+
+    def long(self):
+        return self.to(np.int64)
+
+    def int(self):
+        return self.to(np.int32)
+
+    def bool(self):
+        return self.to(np.bool_)
+
+    def type_as(self, other):
+        return self.to(other.dtype)
+
+    def is_floating_point(self):
+        return self.data.dtype.kind == "f"
+
+    # ------------------------------------------------------------------ printing
+    def __repr__(self):
+        arr = _by_array_type[type(self.data)].to_numpy(self.data)
+        body = np.array2string(arr, separator=", ", precision=4, prefix="tensor(")
+        extras = []
+        if self.data.dtype not in (default_float_dtype(), np.dtype(np.int64), np.dtype(np.bool_)):
+            extras.append(f"dtype={self.data.dtype}")
+        dev = self.device
+        if dev.type != "cpu":
+            extras.append(f"device='{dev}'")
+        if self.grad_fn is not None:
+            extras.append(f"grad_fn=<{type(self.grad_fn).__name__}>")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + body + "".join(", " + e for e in extras) + ")"
+
+    __str__ = __repr__
+
+
+def _looks_like_dtype(a):
+    if isinstance(a, Device):
+        return False
+    try:
+        Device(a)
+        return False
+    except (ValueError, TypeError):
+        return True
+
+
+def _wrap_dim(dim, ndim, opname):
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise IndexError(f"{opname}: dimension {dim} out of range for a tensor of {ndim} dimensions "
+                         f"(expected in [{-n}, {n - 1}])")
+    return dim % n
+
+
+class _RemovableHandle:
+    def __init__(self, hook, tensor):
+        self._hook = hook
+        self._tensor = tensor
+
+    def remove(self):
+        t = self._tensor
+        lst = t.grad_fn.hooks if t.grad_fn is not None else t._hooks
+        if lst and self._hook in lst:
+            lst.remove(self._hook)
+
+
+autograd._Tensor = Tensor
+
+
+# ----------------------------------------------------------------------------- methods from the ops
+def _install_methods():
+    from .ops import elementwise as E, indexing as I, inplace as P, linalg as L, reduction as R, shape as S
+
+    T = Tensor
+    # operators
+    T.__add__ = T.__radd__ = E.add
+    T.__sub__ = E.sub
+    T.__rsub__ = E.rsub
+    T.__mul__ = T.__rmul__ = E.mul
+    T.__truediv__ = E.div
+    T.__rtruediv__ = E.rdiv
+    T.__pow__ = E.pow
+    T.__rpow__ = E.rpow
+    T.__matmul__ = L.matmul
+    T.__rmatmul__ = lambda self, other: L.matmul(other if isinstance(other, Tensor) else Tensor(other), self)
+    T.__neg__ = E.neg
+    T.__pos__ = lambda self: self
+    T.__abs__ = E.abs
+    T.__floordiv__ = E.floor_divide
+    T.__rfloordiv__ = lambda self, other: E.floor_divide(other, self)
+    T.__mod__ = E.remainder
+    T.__eq__ = E.eq
+    T.__ne__ = E.ne
+    T.__lt__ = E.lt
+    T.__le__ = E.le
+    T.__gt__ = E.gt
+    T.__ge__ = E.ge
+    T.__and__ = T.__rand__ = E.logical_and
+    T.__or__ = T.__ror__ = E.logical_or
+    T.__xor__ = T.__rxor__ = E.logical_xor
+    T.__invert__ = E.bitwise_not
+    T.__getitem__ = I.getitem
+    T.__setitem__ = I.setitem_
+
+    def _ip(fn, name):
+        def method(self, other):
+            return P.binary_inplace(self, other, fn, name)
+        method.__name__ = name
+        return method
+
+    T.__iadd__ = T.add_ = _ip(E.add, "add_")
+    T.__isub__ = T.sub_ = _ip(E.sub, "sub_")
+    T.__imul__ = T.mul_ = _ip(E.mul, "mul_")
+    T.__itruediv__ = T.div_ = _ip(E.div, "div_")
+    T.pow_ = _ip(E.pow, "pow_")
+
+    def zero_(self):
+        return self.fill_(0)
+
+    def fill_(self, value):
+        v = value.data if isinstance(value, Tensor) else value
+        return P.apply_inplace(self, lambda old: E.add(E.mul_const(old, 0), _const(self, v)), "fill_",
+                               fast=lambda: self.data.fill(v) if not hasattr(v, "shape") else
+                               self.data.__setitem__(Ellipsis, v))
+
+    def copy_(self, src):
+        if not isinstance(src, Tensor):
+            src = Tensor(src)
+        if src.device != self.device:
+            src = src.to(self.device)
+        if tuple(src.shape) != tuple(self.shape):
+            try:
+                import numpy as _np
+                _np.broadcast_shapes(tuple(src.shape), tuple(self.shape))
+            except ValueError:
+                raise RuntimeError(f"copy_: source of shape {tuple(src.shape)} cannot be broadcast to "
+                                   f"{tuple(self.shape)}") from None
+        return P.apply_inplace(self, lambda old: E.add(E.mul_const(old, 0), E.cast(src, self.dtype)), "copy_",
+                               fast=lambda: self.data.__setitem__(Ellipsis, src.data), others=(src,))
+
+    def clamp_(self, min=None, max=None):
+        return P.apply_inplace(self, lambda old: E.clamp(old, min, max), "clamp_",
+                               fast=lambda: self.data.__setitem__(Ellipsis, E.clamp(self.detach(), min, max).data))
+
+    T.zero_ = zero_
+    T.fill_ = fill_
+    T.copy_ = copy_
+    T.clamp_ = clamp_
+
+    # plain methods: name -> function(self, ...)
+    for name, fn in {
+        "add": E.add, "sub": E.sub, "mul": E.mul, "div": E.div, "pow": E.pow, "neg": E.neg, "abs": E.abs,
+        "exp": E.exp, "log": E.log, "log1p": E.log1p, "expm1": E.expm1, "sqrt": E.sqrt, "rsqrt": E.rsqrt,
+        "square": E.square, "reciprocal": E.reciprocal, "sin": E.sin, "cos": E.cos, "tanh": E.tanh,
+        "sigmoid": E.sigmoid, "relu": E.relu, "sign": E.sign, "clamp": E.clamp, "clip": E.clamp,
+        "maximum": E.maximum, "minimum": E.minimum, "erf": E.erf,
+        "eq": E.eq, "ne": E.ne, "lt": E.lt, "le": E.le, "gt": E.gt, "ge": E.ge, "isnan": E.isnan,
+        "isinf": E.isinf, "isfinite": E.isfinite, "floor": E.floor, "ceil": E.ceil, "round": E.round,
+        "logical_and": E.logical_and, "logical_or": E.logical_or, "logical_not": E.logical_not,
+        "remainder": E.remainder, "nonzero": E.nonzero, "allclose": E.allclose, "equal": E.equal,
+        "sum": R.sum, "mean": R.mean, "prod": R.prod, "max": R.max, "min": R.min, "amax": R.amax,
+        "amin": R.amin, "var": R.var, "std": R.std, "logsumexp": R.logsumexp, "norm": R.norm,
+        "argmax": R.argmax, "argmin": R.argmin, "all": R.all, "any": R.any, "cumsum": R.cumsum,
+        "reshape": S.reshape, "view": S.view, "flatten": S.flatten, "unflatten": S.unflatten,
+        "squeeze": S.squeeze, "unsqueeze": S.unsqueeze, "permute": S.permute, "transpose": S.transpose,
+        "t": S.t, "swapaxes": S.transpose, "movedim": S.movedim, "expand": S.expand, "expand_as": S.expand_as,
+        "broadcast_to": S.broadcast_to, "repeat": S.repeat, "tile": S.tile, "split": S.split,
+        "chunk": S.chunk, "unbind": S.unbind, "narrow": S.narrow, "flip": S.flip, "contiguous": S.contiguous,
+        "matmul": L.matmul, "mm": L.mm, "bmm": L.bmm, "mv": L.mv, "dot": L.dot, "outer": L.outer,
+        "gather": I.gather, "index_select": I.index_select, "masked_fill": I.masked_fill,
+        "scatter_add": I.scatter_add, "take_along_dim": I.take_along_dim,
+    }.items():
+        setattr(T, name, fn)
+    T.view_as = lambda self, other: S.reshape(self, other.shape)
+    T.reshape_as = lambda self, other: S.reshape(self, other.shape)
+    T.leaky_relu = E.leaky_relu
+    T.softplus = E.softplus
+    T.masked_fill_ = lambda self, mask, value: self.copy_(I.masked_fill(self, mask, value)) if not (
+        self.requires_grad and self.grad_fn is None) else P.check_leaf(self, "masked_fill_")
+
+
+def _const(like, v):
+    from .autograd import _new_tensor
+    return _new_tensor(_by_array_type[type(like.data)].xp.asarray(v, dtype=like.data.dtype))
+
+
+_install_methods()
