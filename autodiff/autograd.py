@@ -277,7 +277,7 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
         if node.edges is None:
             continue
         for e in node.edges:
-            if e is not None and e.__class__ is not _Tensor:
+            if e is not None and isinstance(e, Function):
                 deps[e] = deps.get(e, 0) + 1
                 if e not in seen:
                     seen.add(e)
@@ -329,7 +329,7 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
                         gi = sum_to_shape(gi, shape)
                     if gi.data.dtype != dtype:
                         gi = gi.to(dtype)
-                if e.__class__ is _Tensor:
+                if not isinstance(e, Function):  # a leaf tensor
                     if gi is not None:
                         _accumulate(leaves, e, gi)
                     continue

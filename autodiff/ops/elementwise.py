@@ -31,7 +31,8 @@ def _const_like(value, like, dtype=None):
 
 def _binary_operands(a, b, opname):
     """Turn (Tensor|scalar, Tensor|scalar) into two tensors of the PyTorch result dtype."""
-    if a.__class__ is Tensor and b.__class__ is Tensor:
+    ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
+    if ta and tb:
         da, db = a.data.dtype, b.data.dtype
         if da != db:
             dt = result_type((da, a.data.ndim), (db, b.data.ndim))
@@ -40,18 +41,16 @@ def _binary_operands(a, b, opname):
             if db != dt:
                 b = cast(b, dt)
         return a, b
-    if isinstance(a, Tensor):
+    if ta:
         if not isinstance(b, _SCALARS):
-            b = _coerce(b, a, opname)
-            return _binary_operands(a, b, opname)
+            return _binary_operands(a, _coerce(b, a, opname), opname)
         dt = scalar_result_dtype(a.data.dtype, b)
         if dt != a.data.dtype:
             a = cast(a, dt)
         return a, _scalar_tensor(b, a)
-    if isinstance(b, Tensor):
+    if tb:
         if not isinstance(a, _SCALARS):
-            a = _coerce(a, b, opname)
-            return _binary_operands(a, b, opname)
+            return _binary_operands(_coerce(a, b, opname), b, opname)
         dt = scalar_result_dtype(b.data.dtype, a)
         if dt != b.data.dtype:
             b = cast(b, dt)
@@ -85,7 +84,7 @@ def _check_broadcast(opname, a, b):
 
 def _float_input(x, opname):
     """Unary float math on an integer tensor promotes to the default float dtype, as PyTorch."""
-    if x.__class__ is not Tensor:
+    if not isinstance(x, Tensor):
         if isinstance(x, _SCALARS):
             x = Tensor(x)
         else:
