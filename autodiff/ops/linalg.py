@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import string
 
+from .. import amp as _amp
 from ..autograd import Function
 from ..tensor import Tensor
 
@@ -54,6 +55,8 @@ def matmul(a, b):
         for x, y in zip(reversed(ba), reversed(bb)):
             if x != y and x != 1 and y != 1:
                 raise RuntimeError(f"matmul: batch dimensions of {tuple(sa)} and {tuple(sb)} cannot be broadcast")
+    if _amp._active:  # autocast: low-precision operands (autodiff/amp.py)
+        a, b = _amp.autocast_operands(a, b)
     if a.data.dtype != b.data.dtype:
         from .elementwise import _binary_operands
         a, b = _binary_operands(a, b, "matmul")
