@@ -1,0 +1,159 @@
+"""The numba CPU backend: NumPy arrays, with compiled kernels where NumPy needs many passes or slow
+primitives (scatter-add, im2col/col2im, fused softmax-cross-entropy, erf, optimizer updates).
+
+Each override keeps the signature and meaning of the `base.Backend` slot it replaces and falls back
+to that reference for cases its kernel does not handle (generic advanced-index tuples, exotic
+dtypes, non-contiguous in-place targets). The kernels themselves are in numba_kernels.py.
+
+Select it with `autodiff.set_backend("numba")` or AUTODIFF_BACKEND=numba. Threads follow
+`numba.set_num_threads` / NUMBA_NUM_THREADS. The first call of each kernel per dtype compiles it
+(or loads it from numba's on-disk cache); the benchmark reports that time separately.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from . import numba_kernels as K
+from .numpy_backend import NumpyBackend
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _c(a):
+    return np.ascontiguousarray(a)
+
+
+def _flat_inplace(a):
+    """A 1-D view of a C-contiguous array (writes reach `a`), or None if `a` cannot be viewed so."""
+    if a is None or not isinstance(a, np.ndarray) or not a.flags.c_contiguous or not a.flags.writeable:
+        return None
+    return a.reshape(-1)
+
+
+class NumbaBackend(NumpyBackend):
+    name = "numba"
+    device_type = "cpu"
+
+    # ------------------------------------------------------------------ math kernels
+    def erf(self, x):
+        if x.dtype not in _FLOATS:
+            return super().erf(x)
+        xc = _c(x).reshape(-1)
+        out = np.empty_like(xc)
+        (K.erf_parallel if xc.size >= K.PARALLEL_MIN // 8 else K.erf_serial)(xc, out)
+        return out.reshape(x.shape)
+
+    # ------------------------------------------------------------------ indexing kernels
+    def index_add(self, shape, dtype, index, values):
+        """Accelerates the common case: one integer index array selecting along axis 0 (the backward
+        of `x[idx]`, index_select and embedding). Other index tuples use the NumPy reference."""
+        idx = index
+        if isinstance(idx, tuple) and len(idx) == 1:
+            idx = idx[0]
+        dtype = np.dtype(dtype)
+        if (not isinstance(idx, np.ndarray) or idx.dtype.kind not in "iu" or dtype not in _FLOATS
+                or not isinstance(values, np.ndarray) or len(shape) < 1
+                or values.shape != idx.shape + tuple(shape[1:])):
+            return super().index_add(shape, dtype, index, values)
+        rows = int(shape[0])
+        d = 1
+        for s in shape[1:]:
+            d *= int(s)
+        flat_idx, bad = K.normalize_index(_c(idx.reshape(-1)).astype(np.int64, copy=False), rows)
+        if bad:
+            raise IndexError(f"index_add: index out of range for dimension 0 of size {rows}")
+        vals = _c(values.astype(dtype, copy=False)).reshape(flat_idx.shape[0], d)
+        out = np.zeros((rows, d), dtype=dtype)
+        if flat_idx.shape[0] * d >= K.PARALLEL_MIN:
+            K.index_add_rows_parallel(out, flat_idx, vals, numba.get_num_threads())
+        else:
+            K.index_add_rows_serial(out, flat_idx, vals)
+        return out.reshape(shape)
+
+    def embedding_backward(self, grad, indices, num_embeddings):
+        d = grad.shape[-1]
+        return self.index_add((num_embeddings, d), grad.dtype, indices.reshape(-1), grad.reshape(-1, d))
+
+    # ------------------------------------------------------------------ convolution kernels (NCHW)
+    def im2col(self, x, kh, kw, stride, padding, dilation):
+        if x.dtype not in _FLOATS or x.ndim != 4:
+            return super().im2col(x, kh, kw, stride, padding, dilation)
+        sh, sw = stride
+        ph, pw = padding
+        dh, dw = dilation
+        n, c, h, w = x.shape
+        oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+        ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        cols = np.empty((n, c, kh, kw, oh, ow), dtype=x.dtype)
+        K.im2col(_c(x), kh, kw, sh, sw, ph, pw, dh, dw, cols)
+        return cols
+
+    def col2im(self, cols, x_shape, kh, kw, stride, padding, dilation):
+        if cols.dtype not in _FLOATS or cols.ndim != 6:
+            return super().col2im(cols, x_shape, kh, kw, stride, padding, dilation)
+        sh, sw = stride
+        ph, pw = padding
+        dh, dw = dilation
+        out = np.empty(tuple(int(s) for s in x_shape), dtype=cols.dtype)
+        K.col2im(_c(cols), kh, kw, sh, sw, ph, pw, dh, dw, out)
+        return out
+
+    # ------------------------------------------------------------------ fused losses
+    def softmax_cross_entropy(self, logits, target):
+        if logits.dtype not in _FLOATS or logits.ndim != 2 or logits.shape[1] == 0 or target.dtype.kind not in "iu":
+            return super().softmax_cross_entropy(logits, target)
+        lg = _c(logits)
+        t = _c(target).astype(np.int64, copy=False)
+        n, c = lg.shape
+        loss = np.empty(n, dtype=lg.dtype)
+        probs = np.empty_like(lg)
+        kern = K.softmax_xent_parallel if n * c >= K.PARALLEL_MIN else K.softmax_xent_serial
+        bad = kern(lg, t, loss, probs)
+        if bad:
+            raise IndexError(f"softmax_cross_entropy: target index out of range for {c} classes")
+        return loss, probs
+
+    def softmax_cross_entropy_backward(self, probs, target, grad_rows):
+        if probs.dtype not in _FLOATS or probs.ndim != 2 or target.dtype.kind not in "iu":
+            return super().softmax_cross_entropy_backward(probs, target, grad_rows)
+        pr = _c(probs)
+        t = _c(target).astype(np.int64, copy=False)
+        gr = _c(np.broadcast_to(np.asarray(grad_rows, dtype=pr.dtype), (pr.shape[0],)))
+        out = np.empty_like(pr)
+        kern = K.softmax_xent_backward_parallel if pr.size >= K.PARALLEL_MIN else K.softmax_xent_backward_serial
+        kern(pr, t, gr, out)
+        return out
+
+    # ------------------------------------------------------------------ optimizer update rules (in place)
+    def sgd_step_(self, p, g, buf, lr, momentum, dampening, nesterov, weight_decay, maximize, first):
+        pf = _flat_inplace(p)
+        bf = _flat_inplace(buf) if momentum else None
+        if pf is None or p.dtype not in _FLOATS or (momentum and bf is None):
+            return super().sgd_step_(p, g, buf, lr, momentum, dampening, nesterov, weight_decay, maximize, first)
+        ty = p.dtype.type
+        gf = _c(g).astype(p.dtype, copy=False).reshape(-1)
+        if bf is None:
+            bf = pf[:0]
+        kern = K.sgd_parallel if pf.shape[0] >= K.PARALLEL_MIN else K.sgd_serial
+        kern(pf, gf, bf, ty(lr), ty(momentum), ty(1 - dampening), bool(nesterov), ty(weight_decay),
+             bool(maximize), bool(first))
+
+    def adam_step_(self, p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
+                   decoupled):
+        pf, mf, vf = _flat_inplace(p), _flat_inplace(m), _flat_inplace(v)
+        vmf = _flat_inplace(vmax) if amsgrad else None
+        if (pf is None or mf is None or vf is None or (amsgrad and vmf is None) or p.dtype not in _FLOATS
+                or m.dtype != p.dtype or v.dtype != p.dtype or (amsgrad and vmax.dtype != p.dtype)):
+            return super().adam_step_(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, amsgrad,
+                                      maximize, decoupled)
+        ty = p.dtype.type
+        gf = _c(g).astype(p.dtype, copy=False).reshape(-1)
+        if vmf is None:
+            vmf = pf[:0]
+        bc1 = 1 - beta1 ** step
+        bc2 = 1 - beta2 ** step
+        kern = K.adam_parallel if pf.shape[0] >= K.PARALLEL_MIN else K.adam_serial
+        kern(pf, gf, mf, vf, vmf, ty(beta1), ty(1 - beta1), ty(beta2), ty(1 - beta2), ty(eps), ty(bc2 ** 0.5),
+             ty(lr / bc1), ty(weight_decay), ty(1 - lr * weight_decay), bool(amsgrad), bool(maximize),
+             bool(decoupled))

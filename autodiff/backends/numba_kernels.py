@@ -1,0 +1,289 @@
+"""numba kernels behind the numba backend's slots (see numba_backend.py for the slot wrappers).
+
+Every kernel here is the compiled twin of a NumPy reference slot in `base.Backend` with the same
+meaning; tests/backends/test_numba_kernels.py compares each pair on random inputs.
+
+Conventions, chosen to keep the number of compiled signatures small (compile time is paid once per
+signature and cached on disk with `cache=True`):
+- array arguments are C-contiguous (the wrappers call `np.ascontiguousarray` or fall back to the
+  NumPy slot), floating arrays are float32 or float64, index arrays are int64;
+- float scalars are passed as the arrays' dtype (`dtype.type(x)`), so float32 arithmetic rounds like
+  NumPy's float32 arithmetic (no silent float64 intermediates, no FMA: `fastmath=False`);
+- large work runs in `parallel=True` kernels with `prange` (threads follow `numba.set_num_threads` /
+  NUMBA_NUM_THREADS); small work runs in a serial twin, because waking the thread pool costs more
+  than a few thousand flops.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+_PAR = dict(cache=True, fastmath=False, parallel=True, nogil=True)
+_SER = dict(cache=True, fastmath=False, nogil=True)
+
+# Below this many elements of work a serial kernel is used (thread-pool wake-up costs ~10-30 us).
+PARALLEL_MIN = 1 << 15
+
+
+# ----------------------------------------------------------------------------- index_add (scatter-add of rows)
+@njit(**_SER)
+def index_add_rows_serial(out, idx, vals):
+    """out[idx[i], :] += vals[i, :] for each i (idx already normalised to [0, rows))."""
+    d = vals.shape[1]
+    for i in range(idx.shape[0]):
+        r = idx[i]
+        for j in range(d):
+            out[r, j] += vals[i, j]
+
+
+@njit(**_PAR)
+def index_add_rows_parallel(out, idx, vals, nt):
+    """As index_add_rows_serial; task t of nt owns the output rows r with r % nt == t, so no two
+    threads ever write the same row (race-free without atomics) and repeated indices add up in order.
+    nt is numba.get_num_threads() (passed in: reading it inside would make the kernel uncacheable)."""
+    d = vals.shape[1]
+    n = idx.shape[0]
+    for t in prange(nt):
+        for i in range(n):
+            r = idx[i]
+            if r % nt == t:
+                for j in range(d):
+                    out[r, j] += vals[i, j]
+
+
+@njit(**_SER)
+def normalize_index(idx, rows):
+    """Wrap negative indices in place-free fashion; returns (normalised copy, number out of range)."""
+    out = np.empty(idx.shape[0], dtype=np.int64)
+    bad = 0
+    for i in range(idx.shape[0]):
+        r = idx[i]
+        if r < 0:
+            r += rows
+        if r < 0 or r >= rows:
+            bad += 1
+            r = 0
+        out[i] = r
+    return out, bad
+
+
+# ----------------------------------------------------------------------------- erf
+@njit(**_PAR)
+def erf_parallel(x, out):
+    for i in prange(x.shape[0]):
+        out[i] = math.erf(x[i])
+
+
+@njit(**_SER)
+def erf_serial(x, out):
+    for i in range(x.shape[0]):
+        out[i] = math.erf(x[i])
+
+
+# ----------------------------------------------------------------------------- im2col / col2im (NCHW)
+@njit(**_PAR)
+def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, cols):
+    """x (N, C, H, W) -> cols (N, C, kh, kw, OH, OW), zero padding; one (n, c) plane per task."""
+    n, c, h, w = x.shape
+    oh, ow = cols.shape[4], cols.shape[5]
+    for nc in prange(n * c):
+        b = nc // c
+        ch = nc % c
+        for i in range(kh):
+            for j in range(kw):
+                for y in range(oh):
+                    iy = y * sh - ph + i * dh
+                    if iy < 0 or iy >= h:
+                        for xx in range(ow):
+                            cols[b, ch, i, j, y, xx] = 0
+                    else:
+                        for xx in range(ow):
+                            ix = xx * sw - pw + j * dw
+                            if ix >= 0 and ix < w:
+                                cols[b, ch, i, j, y, xx] = x[b, ch, iy, ix]
+                            else:
+                                cols[b, ch, i, j, y, xx] = 0
+
+
+@njit(**_PAR)
+def col2im(cols, kh, kw, sh, sw, ph, pw, dh, dw, out):
+    """Adjoint of im2col: out (N, C, H, W) = sum of cols (N, C, kh, kw, OH, OW) back at their pixels.
+    Each task owns one (n, c) output plane, so the accumulation is race-free."""
+    n, c, h, w = out.shape
+    oh, ow = cols.shape[4], cols.shape[5]
+    for nc in prange(n * c):
+        b = nc // c
+        ch = nc % c
+        for yy in range(h):
+            for xx in range(w):
+                out[b, ch, yy, xx] = 0
+        for i in range(kh):
+            for j in range(kw):
+                for y in range(oh):
+                    iy = y * sh - ph + i * dh
+                    if iy < 0 or iy >= h:
+                        continue
+                    for xx in range(ow):
+                        ix = xx * sw - pw + j * dw
+                        if ix >= 0 and ix < w:
+                            out[b, ch, iy, ix] += cols[b, ch, i, j, y, xx]
+
+
+# ----------------------------------------------------------------------------- fused softmax + cross-entropy
+@njit(**_PAR)
+def softmax_xent_parallel(logits, target, loss, probs):
+    """Row-wise log-sum-exp cross-entropy; returns the number of targets outside [-C, C)."""
+    n, c = logits.shape
+    bad = 0
+    for r in prange(n):
+        m = logits[r, 0]
+        for j in range(1, c):
+            if logits[r, j] > m:
+                m = logits[r, j]
+        s = 0.0
+        for j in range(c):
+            e = math.exp(logits[r, j] - m)
+            probs[r, j] = e
+            s += e
+        inv = 1.0 / s
+        for j in range(c):
+            probs[r, j] = probs[r, j] * inv
+        t = target[r]
+        if t < 0:
+            t += c
+        if t < 0 or t >= c:
+            bad += 1
+            loss[r] = np.nan
+        else:
+            loss[r] = math.log(s) - (logits[r, t] - m)
+    return bad
+
+
+@njit(**_SER)
+def softmax_xent_serial(logits, target, loss, probs):
+    n, c = logits.shape
+    bad = 0
+    for r in range(n):
+        m = logits[r, 0]
+        for j in range(1, c):
+            if logits[r, j] > m:
+                m = logits[r, j]
+        s = 0.0
+        for j in range(c):
+            e = math.exp(logits[r, j] - m)
+            probs[r, j] = e
+            s += e
+        inv = 1.0 / s
+        for j in range(c):
+            probs[r, j] = probs[r, j] * inv
+        t = target[r]
+        if t < 0:
+            t += c
+        if t < 0 or t >= c:
+            bad += 1
+            loss[r] = np.nan
+        else:
+            loss[r] = math.log(s) - (logits[r, t] - m)
+    return bad
+
+
+@njit(**_PAR)
+def softmax_xent_backward_parallel(probs, target, grad_rows, out):
+    n, c = probs.shape
+    for r in prange(n):
+        gr = grad_rows[r]
+        t = target[r]
+        if t < 0:
+            t += c
+        for j in range(c):
+            out[r, j] = probs[r, j] * gr
+        out[r, t] = (probs[r, t] - 1) * gr
+
+
+@njit(**_SER)
+def softmax_xent_backward_serial(probs, target, grad_rows, out):
+    n, c = probs.shape
+    for r in range(n):
+        gr = grad_rows[r]
+        t = target[r]
+        if t < 0:
+            t += c
+        for j in range(c):
+            out[r, j] = probs[r, j] * gr
+        out[r, t] = (probs[r, t] - 1) * gr
+
+
+# ----------------------------------------------------------------------------- optimizer update rules
+# One pass per parameter instead of NumPy's chain of temporaries. Scalars come in the array dtype.
+@njit(inline="always")
+def _sgd_elem(p, g, buf, i, lr, momentum, one_m_damp, nesterov, weight_decay, maximize, first):
+    gi = g[i]
+    if maximize:
+        gi = -gi
+    if weight_decay != 0:
+        gi = gi + weight_decay * p[i]
+    if momentum != 0:
+        if first:
+            b = gi
+        else:
+            b = buf[i] * momentum + one_m_damp * gi
+        buf[i] = b
+        if nesterov:
+            gi = gi + momentum * b
+        else:
+            gi = b
+    p[i] = p[i] - lr * gi
+
+
+@njit(**_PAR)
+def sgd_parallel(p, g, buf, lr, momentum, one_m_damp, nesterov, weight_decay, maximize, first):
+    for i in prange(p.shape[0]):
+        _sgd_elem(p, g, buf, i, lr, momentum, one_m_damp, nesterov, weight_decay, maximize, first)
+
+
+@njit(**_SER)
+def sgd_serial(p, g, buf, lr, momentum, one_m_damp, nesterov, weight_decay, maximize, first):
+    for i in range(p.shape[0]):
+        _sgd_elem(p, g, buf, i, lr, momentum, one_m_damp, nesterov, weight_decay, maximize, first)
+
+
+@njit(inline="always")
+def _adam_elem(p, g, m, v, vmax, i, beta1, one_m_b1, beta2, one_m_b2, eps, sqrt_bc2, step_size, wd, decay_mul,
+               amsgrad, maximize, decoupled):
+    gi = g[i]
+    if maximize:
+        gi = -gi
+    pi = p[i]
+    if wd != 0:
+        if decoupled:
+            pi = pi * decay_mul
+        else:
+            gi = gi + wd * pi
+    mi = m[i] * beta1 + one_m_b1 * gi
+    vi = v[i] * beta2 + one_m_b2 * (gi * gi)
+    m[i] = mi
+    v[i] = vi
+    if amsgrad:
+        if vmax[i] > vi:
+            vi = vmax[i]
+        vmax[i] = vi
+    denom = math.sqrt(vi) / sqrt_bc2 + eps
+    p[i] = pi - step_size * (mi / denom)
+
+
+@njit(**_PAR)
+def adam_parallel(p, g, m, v, vmax, beta1, one_m_b1, beta2, one_m_b2, eps, sqrt_bc2, step_size, wd, decay_mul,
+                  amsgrad, maximize, decoupled):
+    for i in prange(p.shape[0]):
+        _adam_elem(p, g, m, v, vmax, i, beta1, one_m_b1, beta2, one_m_b2, eps, sqrt_bc2, step_size, wd,
+                   decay_mul, amsgrad, maximize, decoupled)
+
+
+@njit(**_SER)
+def adam_serial(p, g, m, v, vmax, beta1, one_m_b1, beta2, one_m_b2, eps, sqrt_bc2, step_size, wd, decay_mul,
+                amsgrad, maximize, decoupled):
+    for i in range(p.shape[0]):
+        _adam_elem(p, g, m, v, vmax, i, beta1, one_m_b1, beta2, one_m_b2, eps, sqrt_bc2, step_size, wd,
+                   decay_mul, amsgrad, maximize, decoupled)

@@ -1,0 +1,248 @@
+"""Each numba kernel slot against its NumPy reference (base.Backend) on random inputs: several shapes,
+non-contiguous inputs, float32 and float64, and both the serial and the parallel kernel (forced by
+moving the size threshold). Plus end-to-end checks that ops reach the kernels through
+`set_backend("numba")`, and the errors the kernels raise."""
+import numpy as np
+import pytest
+
+import autodiff
+from autodiff import backends
+
+nk = pytest.importorskip("autodiff.backends.numba_kernels")
+
+DTYPES = [np.float32, np.float64]
+TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-12, atol=1e-12)}
+
+
+@pytest.fixture(scope="module")
+def nb():
+    return backends.get_backend("numba")
+
+
+@pytest.fixture(scope="module")
+def ref():
+    return backends.get_backend("numpy")
+
+
+@pytest.fixture(params=["serial", "parallel"])
+def mode(request, monkeypatch):
+    """Run the test with the serial kernels (threshold huge) or the parallel ones (threshold 0)."""
+    monkeypatch.setattr(nk, "PARALLEL_MIN", 0 if request.param == "parallel" else 1 << 60)
+    return request.param
+
+
+def _rand(rng, shape, dtype, noncontig=False):
+    if noncontig:  # a transposed/strided view with the requested shape
+        big = rng.standard_normal(tuple(shape[::-1]) + (2,)).astype(dtype)[..., 0]
+        a = big.T
+        assert a.shape == tuple(shape)
+        return a
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def _close(a, b, dtype):
+    assert a.dtype == b.dtype == np.dtype(dtype)
+    assert a.shape == b.shape
+    np.testing.assert_allclose(a, b, **TOL[dtype])
+
+
+def test_backend_identity(nb):
+    assert nb.name == "numba" and nb.device_type == "cpu" and nb.xp is np
+    assert isinstance(nb, backends.get_backend("numpy").__class__)
+
+
+# ----------------------------------------------------------------------------- erf
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,noncontig", [((7,), False), ((3, 5, 4), True), ((0, 3), False), ((), False)])
+def test_erf(nb, ref, mode, dtype, shape, noncontig):
+    x = _rand(np.random.default_rng(1), shape, dtype, noncontig and len(shape) > 1) * 2
+    _close(nb.erf(x), ref.erf(x), dtype)
+
+
+# ----------------------------------------------------------------------------- index_add / embedding_backward
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,idx_shape", [((10, 5), (12,)), ((6, 3, 2), (4, 5)), ((4,), (9,)), ((3, 4), (0,))])
+def test_index_add_rows(nb, ref, mode, dtype, shape, idx_shape):
+    rng = np.random.default_rng(2)
+    idx = rng.integers(-shape[0], shape[0], idx_shape)  # negative indices wrap, repeats accumulate
+    vals = _rand(rng, idx_shape + shape[1:], dtype, noncontig=len(idx_shape + shape[1:]) > 1)
+    _close(nb.index_add(shape, dtype, idx, vals), ref.index_add(shape, dtype, idx, vals), dtype)
+    _close(nb.index_add(shape, dtype, (idx.astype(np.int32),), vals), ref.index_add(shape, dtype, (idx,), vals),
+           dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_index_add_generic_tuple_falls_back(nb, ref, dtype):
+    rng = np.random.default_rng(3)
+    i0, i1 = rng.integers(0, 4, 6), rng.integers(0, 5, 6)
+    vals = rng.standard_normal(6).astype(dtype)
+    _close(nb.index_add((4, 5), dtype, (i0, i1), vals), ref.index_add((4, 5), dtype, (i0, i1), vals), dtype)
+    key = (slice(None), np.array([0, 2, 2]))
+    vals2 = rng.standard_normal((4, 3)).astype(dtype)
+    _close(nb.index_add((4, 5), dtype, key, vals2), ref.index_add((4, 5), dtype, key, vals2), dtype)
+
+
+def test_index_add_out_of_range(nb):
+    with pytest.raises(IndexError, match="index_add.*size 4"):
+        nb.index_add((4, 2), np.float32, np.array([0, 4]), np.ones((2, 2), np.float32))
+    with pytest.raises(IndexError, match="index_add"):
+        nb.index_add((4, 2), np.float32, np.array([-5]), np.ones((1, 2), np.float32))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("idx_shape,d", [((8, 6), 4), ((50,), 16)])
+def test_embedding_backward(nb, ref, mode, dtype, idx_shape, d):
+    rng = np.random.default_rng(4)
+    idx = rng.integers(0, 11, idx_shape)
+    g = _rand(rng, idx_shape + (d,), dtype, noncontig=True)
+    _close(nb.embedding_backward(g, idx, 11), ref.embedding_backward(g, idx, 11), dtype)
+
+
+# ----------------------------------------------------------------------------- im2col / col2im
+CONV_CASES = [
+    # x shape, kh, kw, stride, padding, dilation
+    ((2, 3, 7, 6), 3, 3, (1, 1), (1, 1), (1, 1)),
+    ((1, 2, 9, 8), 3, 2, (2, 1), (0, 2), (1, 2)),
+    ((3, 1, 5, 5), 1, 1, (1, 1), (0, 0), (1, 1)),
+    ((2, 2, 6, 7), 2, 3, (2, 3), (3, 1), (2, 1)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_im2col_col2im(nb, ref, dtype, case):
+    shape, kh, kw, st, pad, dil = case
+    rng = np.random.default_rng(5)
+    x = _rand(rng, shape, dtype, noncontig=True)
+    cols = nb.im2col(x, kh, kw, st, pad, dil)
+    _close(cols, ref.im2col(x, kh, kw, st, pad, dil), dtype)
+    c2 = _rand(rng, cols.shape, dtype, noncontig=True)
+    _close(nb.col2im(c2, shape, kh, kw, st, pad, dil), ref.col2im(c2, shape, kh, kw, st, pad, dil), dtype)
+
+
+# ----------------------------------------------------------------------------- fused softmax cross-entropy
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,c", [(5, 7), (16, 3), (1, 1), (0, 4)])
+def test_softmax_cross_entropy(nb, ref, mode, dtype, n, c):
+    rng = np.random.default_rng(6)
+    logits = _rand(rng, (n, c), dtype, noncontig=True) * 3
+    target = rng.integers(0, c, n)
+    l1, p1 = nb.softmax_cross_entropy(logits, target)
+    l0, p0 = ref.softmax_cross_entropy(logits, target)
+    _close(l1, l0, dtype)
+    _close(p1, p0, dtype)
+    grad_rows = _rand(rng, (n,), dtype)
+    _close(nb.softmax_cross_entropy_backward(p0, target, grad_rows),
+           ref.softmax_cross_entropy_backward(p0, target, grad_rows), dtype)
+    # a broadcast (stride-0) upstream gradient, as produced by mean reduction
+    gb = np.broadcast_to(np.asarray(0.5, dtype), (n,))
+    _close(nb.softmax_cross_entropy_backward(p0, target, gb), ref.softmax_cross_entropy_backward(p0, target, gb),
+           dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_cross_entropy_extreme_logits(nb, mode, dtype):
+    logits = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4]], dtype=dtype)
+    loss, probs = nb.softmax_cross_entropy(logits, np.array([1, 2]))
+    assert np.isfinite(loss).all() and np.isfinite(probs).all()
+    np.testing.assert_allclose(loss, [2e4, np.log(3)], rtol=1e-6)
+
+
+def test_softmax_cross_entropy_bad_target(nb):
+    with pytest.raises(IndexError, match="softmax_cross_entropy.*3 classes"):
+        nb.softmax_cross_entropy(np.zeros((2, 3), np.float32), np.array([0, 3]))
+
+
+# ----------------------------------------------------------------------------- optimizer updates
+SGD_CASES = [
+    dict(lr=0.1, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0, maximize=False),
+    dict(lr=0.05, momentum=0.9, dampening=0.1, nesterov=False, weight_decay=0.01, maximize=True),
+    dict(lr=0.05, momentum=0.8, dampening=0.0, nesterov=True, weight_decay=0.0, maximize=False),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kw", SGD_CASES)
+@pytest.mark.parametrize("shape", [(33,), (4, 5, 3)])
+def test_sgd_step(nb, ref, mode, dtype, kw, shape):
+    rng = np.random.default_rng(7)
+    p0 = _rand(rng, shape, dtype)
+    p1, p2 = p0.copy(), p0.copy()
+    b1, b2 = np.zeros_like(p0), np.zeros_like(p0)
+    for step in range(4):
+        g = _rand(rng, shape, dtype, noncontig=len(shape) > 1)
+        nb.sgd_step_(p1, g, b1, first=step == 0, **kw)
+        ref.sgd_step_(p2, g, b2, first=step == 0, **kw)
+    _close(p1, p2, dtype)
+    _close(b1, b2, dtype)
+
+
+ADAM_CASES = [
+    dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, amsgrad=False, maximize=False, decoupled=False),
+    dict(lr=1e-2, beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=0.1, amsgrad=True, maximize=False, decoupled=False),
+    dict(lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.05, amsgrad=True, maximize=True, decoupled=True),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kw", ADAM_CASES)
+@pytest.mark.parametrize("shape", [(41,), (3, 7)])
+def test_adam_step(nb, ref, mode, dtype, kw, shape):
+    rng = np.random.default_rng(8)
+    p0 = _rand(rng, shape, dtype)
+    s1 = [p0.copy()] + [np.zeros_like(p0) for _ in range(3)]
+    s2 = [p0.copy()] + [np.zeros_like(p0) for _ in range(3)]
+    for step in range(1, 5):
+        g = _rand(rng, shape, dtype, noncontig=len(shape) > 1)
+        nb.adam_step_(s1[0], g, s1[1], s1[2], s1[3], step, **kw)
+        ref.adam_step_(s2[0], g, s2[1], s2[2], s2[3], step, **kw)
+    for a, b in zip(s1, s2):
+        _close(a, b, dtype)
+
+
+def test_optimizer_noncontiguous_param_falls_back(nb, ref):
+    """An in-place update of a non-contiguous parameter cannot go through a flat view: the NumPy
+    reference handles it and the writes still land in the caller's array."""
+    rng = np.random.default_rng(9)
+    base1 = rng.standard_normal((6, 4))
+    base2 = base1.copy()
+    p1, p2 = base1.T, base2.T
+    g = rng.standard_normal((4, 6))
+    m1, v1, m2, v2 = (np.zeros((4, 6)) for _ in range(4))
+    nb.adam_step_(p1, g, m1, v1, None, 1, 1e-2, 0.9, 0.999, 1e-8, 0.0, False, False, False)
+    ref.adam_step_(p2, g, m2, v2, None, 1, 1e-2, 0.9, 0.999, 1e-8, 0.0, False, False, False)
+    np.testing.assert_array_equal(base1, base2)
+    nb.sgd_step_(p1, g, None, 0.1, 0.0, 0.0, False, 0.0, False, True)
+    ref.sgd_step_(p2, g, None, 0.1, 0.0, 0.0, False, 0.0, False, True)
+    np.testing.assert_array_equal(base1, base2)
+
+
+# ----------------------------------------------------------------------------- through the ops
+def test_ops_use_numba_kernels(monkeypatch):
+    """With set_backend('numba') the ops reach the numba slots (counted) and agree with NumPy."""
+    nb = backends.get_backend("numba")
+    calls = []
+    orig = type(nb).index_add
+
+    def counting(self, *a, **k):
+        calls.append(1)
+        return orig(self, *a, **k)
+
+    monkeypatch.setattr(type(nb), "index_add", counting)
+    results = {}
+    prev = backends.get_cpu_backend().name
+    try:
+        for name in ("numpy", "numba"):
+            autodiff.set_backend(name)
+            x = autodiff.tensor(np.arange(12.0).reshape(4, 3), requires_grad=True)
+            idx = autodiff.tensor(np.array([0, 3, 3, 1, 0]))
+            y = x[idx]
+            (y * y).sum().backward()
+            z = autodiff.tensor(np.linspace(-2, 2, 9), requires_grad=True)
+            autodiff.erf(z).sum().backward()
+            results[name] = (x.grad.data.copy(), z.grad.data.copy(), autodiff.erf(z).data.copy())
+    finally:
+        autodiff.set_backend(prev)
+    assert calls, "index_add of the numba backend was not used"
+    for a, b in zip(results["numpy"], results["numba"]):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
