@@ -25,6 +25,8 @@ from .ops.shape import (broadcast_to, cat, chunk, clone, concat, concatenate, co
 from .ops.linalg import bmm, dot, einsum, inner, matmul, mm, mv, outer
 from .ops.indexing import gather, index_select, masked_fill, scatter_add, take_along_dim
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
+from . import amp  # noqa: E402
+from .checkpoint import checkpoint  # noqa: E402
 
 dtype = type(float32)
 __version__ = "0.1.0"
