@@ -1,0 +1,67 @@
+"""SGD with momentum, dampening, Nesterov momentum, weight decay and maximize (PyTorch's algorithm)."""
+from __future__ import annotations
+
+from autodiff.autograd import no_grad
+from autodiff.backends import backend_of
+
+from .optimizer import Optimizer, _arr, _check_common, _closure_loss, _value, _zeros_like
+
+__all__ = ["SGD"]
+
+
+class SGD(Optimizer):
+    r"""Stochastic gradient descent, PyTorch's `torch.optim.SGD`.
+
+    For each parameter with gradient g (negated when `maximize`)::
+
+        g = g + weight_decay * p
+        if momentum:   b = g (first step) else momentum * b + (1 - dampening) * g
+                       g = g + momentum * b if nesterov else b
+        p = p - lr * g
+
+    The update runs through the backend kernel slot `sgd_step_` (numba/CUDA backends fuse it).
+    State: 'momentum_buffer' (only when momentum != 0), as PyTorch. `foreach` and `fused` are
+    accepted for compatibility; the update is one loop of per-parameter kernel calls.
+    """
+
+    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
+                 maximize=False, foreach=None, differentiable=False, fused=None):
+        _check_common("SGD", lr=lr, weight_decay=weight_decay, differentiable=differentiable)
+        if momentum < 0.0:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                        nesterov=nesterov, maximize=maximize, foreach=foreach, differentiable=differentiable,
+                        fused=fused)
+        super().__init__(params, defaults)
+
+    def step(self, closure=None):
+        loss = _closure_loss(closure)
+        with no_grad():
+            for group in self.param_groups:
+                lr = _value(group["lr"])
+                momentum = group["momentum"]
+                dampening = group["dampening"]
+                nesterov = group["nesterov"]
+                wd = group["weight_decay"]
+                maximize = group["maximize"]
+                state = self.state
+                for p in group["params"]:
+                    g = p.grad
+                    if g is None:
+                        continue
+                    pa = p.data
+                    buf = None
+                    first = False
+                    if momentum != 0:
+                        st = state[p]
+                        b = st.get("momentum_buffer")
+                        if b is None:
+                            b = st["momentum_buffer"] = _zeros_like(p)
+                            first = True
+                        buf = _arr(b, pa)
+                    backend_of(pa).sgd_step_(pa, g.data, buf, lr, momentum, dampening, nesterov, wd, maximize,
+                                             first)
+                    p._vc[0] += 1
+        return loss
