@@ -242,6 +242,16 @@ def _new_tensor(data):
 
 
 # ----------------------------------------------------------------------------- the engine
+_queued_callbacks: list = []
+
+
+def queue_callback(fn):
+    """Run fn() once after the leaf gradients of the current backward() pass are stored (PyTorch's
+    `Variable._execution_engine.queue_callback`; DDP waits for its all-reduces there). Dropped if the
+    pass raises or is an `autodiff.grad` call."""
+    _queued_callbacks.append(fn)
+
+
 def _accumulate(table, key, g):
     old = table.get(key)
     table[key] = g if old is None else old + g
@@ -376,6 +386,10 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
                 leaf.grad = _new_tensor(leaf.grad.data + g.data)
     finally:
         _mode.enabled = prev_mode
+        callbacks = _queued_callbacks[:]
+        _queued_callbacks.clear()
+    for cb in callbacks:
+        cb()
     return None
 
 
