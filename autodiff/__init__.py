@@ -2,6 +2,7 @@
 
 Public API only. `import autodiff` never imports CuPy; CUDA loads on first use.
 """
+# ruff: noqa: F401
 from . import dtypes as _dtypes
 from .autograd import Function, backward, enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
 from .backends import BackendUnavailable, get_cpu_backend, set_backend

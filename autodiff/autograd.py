@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import threading
-import weakref
 
 from . import backends
 
@@ -139,7 +138,6 @@ class Function:
                     ctx.saved = saved
                     ctx.saved_versions = tuple(t._vc[0] for t in saved)
                 if cls.save_output:
-                    ctx.out_ref = weakref.ref(out)
                     ctx.out_data = out_arr
                     ctx.out_vc = out._vc
                     ctx.out_version = out._vc[0]
@@ -178,16 +176,17 @@ class Function:
         return saved
 
     def output(self):
-        """The op's output as a Tensor: the live tensor if it still exists (so that higher-order
-        gradients flow through it), else a constant wrapping the saved array."""
+        """The op's output as a Tensor whose grad_fn is this node, so that higher-order gradients
+        flow through it even when the user dropped the original output tensor."""
         if self.freed:
             raise RuntimeError(_FREED_MSG.format(type(self).__name__))
         if self.out_vc[0] != self.out_version:
             raise RuntimeError(f"{self.name()}: its output, needed for gradient computation, was modified "
                                f"by an in-place operation")
-        out = self.out_ref()
-        if out is None:
-            out = _new_tensor(self.out_data)
+        out = _new_tensor(self.out_data)
+        out._vc = self.out_vc
+        out.grad_fn = self
+        out.requires_grad = True
         return out
 
     @classmethod

@@ -226,16 +226,19 @@ class Pow(Function):
 
     @staticmethod
     def backward(ctx, g):
+        # As PyTorch: d/da = b * a**(b-1), defined as 0 where b == 0; d/db = a**b * log(a), defined
+        # as 0 where a == 0 and b >= 0. `where` (not a multiplication by a mask) keeps inf/nan of
+        # the unselected branch out of the result and out of higher derivatives.
         a, b = ctx.saved_tensors
         e = ctx.edges
-        ga = mul(g, mul(b, pow(a, sub(b, 1)))) if e[0] is not None else None
-        gb = None
+        xp = ctx.xp
+        ga = gb = None
+        if e[0] is not None:
+            ga = where(_new_tensor(xp.asarray(b.data == 0)), 0.0, mul(g, mul(b, pow(a, sub(b, 1)))))
         if e[1] is not None:
-            # d/db a**b = a**b * log(a); PyTorch defines it as 0 where a == 0 (and b >= 0)
-            xp = ctx.xp
-            la = a.data
-            safe = _new_tensor(xp.where(la == 0, xp.ones_like(la), la))
-            gb = mul_const(mul(g, mul(ctx.output(), log(safe))), (la != 0).astype(la.dtype))
+            zero = _new_tensor(xp.asarray((a.data == 0) & (b.data >= 0)))
+            safe = where(zero, 1.0, a)
+            gb = where(zero, 0.0, mul(g, mul(ctx.output(), log(safe))))
         return ga, gb
 
 
@@ -282,11 +285,11 @@ def div(a, b, rounding_mode=None):
         q = div(a, b)
         xp = _xp_of(q)
         f = xp.floor if rounding_mode == "floor" else xp.trunc
-        out = _new_tensor(f(q.data))
+        out = xp.asarray(f(q.data))
         a0 = a if isinstance(a, Tensor) else b
         if a0.data.dtype.kind in "iu" and (not isinstance(b, Tensor) or b.data.dtype.kind in "iu"):
-            out = _new_tensor(out.data.astype(a0.data.dtype))
-        return out
+            out = out.astype(a0.data.dtype)
+        return _new_tensor(out)
     a, b = _binary_operands(a, b, "div")
     if a.data.dtype.kind not in "fc":
         from ..dtypes import default_float_dtype
@@ -706,10 +709,12 @@ def nonzero(x, as_tuple=False):
 def _nodiff(name, fn):
     def op(a, b=None):
         if b is None:
-            return _new_tensor(fn(_xp_of(a), a.data))
+            xp = _xp_of(a)
+            return _new_tensor(xp.asarray(fn(xp, a.data)))
         a, b = _binary_operands(a, b, name)
         _check_broadcast(name, a, b)
-        return _new_tensor(fn(_xp_of(a), a.data, b.data))
+        xp = _xp_of(a)
+        return _new_tensor(xp.asarray(fn(xp, a.data, b.data)))
     op.__name__ = name
     return op
 
@@ -735,13 +740,14 @@ trunc = _nodiff("trunc", lambda xp, a: xp.trunc(a))
 
 def bitwise_not(x):
     xp = _xp_of(x)
-    return _new_tensor(xp.logical_not(x.data) if x.data.dtype == np.bool_ else xp.invert(x.data))
+    return _new_tensor(xp.asarray(xp.logical_not(x.data) if x.data.dtype == np.bool_ else xp.invert(x.data)))
 
 
 def remainder(a, b):
     """Python-style modulo (sign of the divisor), as torch.remainder."""
     a, b = _binary_operands(a, b, "remainder")
-    return sub(a, mul(_new_tensor(_xp_of(a).floor(a.data / b.data).astype(a.data.dtype)), b))
+    xp = _xp_of(a)
+    return sub(a, mul(_new_tensor(xp.asarray(xp.floor(a.data / b.data)).astype(a.data.dtype)), b))
 
 
 def floor_divide(a, b):

@@ -20,6 +20,9 @@ class MatMul(Function):
         a, b = ctx.saved_tensors
         e = ctx.edges
         a_nd, b_nd = a.data.ndim, b.data.ndim
+        if a_nd == 1 and b_nd == 1:  # dot product: g is 0-d
+            from .elementwise import mul
+            return (mul(g, b) if e[0] is not None else None), (mul(g, a) if e[1] is not None else None)
         # Promote 1-D operands (and the matching output axis) to 2-D, differentiate, then undo.
         a2 = a.reshape((1, a.data.shape[0])) if a_nd == 1 else a
         b2 = b.reshape((b.data.shape[0], 1)) if b_nd == 1 else b

@@ -264,19 +264,19 @@ def _minmax(x, dim, keepdim, is_max, opname, other=None):
         return maximum(x, dim) if is_max else minimum(x, dim)
     if dim is None:
         return amax(x) if is_max else amin(x)
+    xp = _xp_of(x)
+    if x.data.ndim == 0:  # as PyTorch: dim 0 or -1 of a 0-d tensor gives (x, 0)
+        normalize_dims(dim, 0, opname)
+        from .shape import clone
+        return MinMax(clone(x), _new_tensor(xp.zeros((), dtype=np.int64)))
     (axis,) = normalize_dims(dim, x.data.ndim, opname)
     _check_nonempty(x, (axis,), opname)
-    xp = _xp_of(x)
-    idx = (xp.argmax if is_max else xp.argmin)(x.data, axis=axis)
-    if x.data.ndim == 0:
-        idx = xp.asarray(0)
-    idx_k = xp.expand_dims(idx, axis) if x.data.ndim else idx
+    idx_k = xp.asarray((xp.argmax if is_max else xp.argmin)(x.data, axis=axis, keepdims=True)).astype(np.int64)
     from .indexing import gather
-    vals = gather(x, axis, _new_tensor(idx_k.astype(np.int64))) if x.data.ndim else x
-    if not keepdim and x.data.ndim:
-        vals = vals.squeeze(axis)
-        return MinMax(vals, _new_tensor(idx.astype(np.int64)))
-    return MinMax(vals, _new_tensor(idx_k.astype(np.int64)))
+    vals = gather(x, axis, _new_tensor(idx_k))
+    if keepdim:
+        return MinMax(vals, _new_tensor(idx_k))
+    return MinMax(vals.squeeze(axis), _new_tensor(idx_k.squeeze(axis)))
 
 
 def max(x, dim=None, keepdim=False):
@@ -294,7 +294,7 @@ def argmax(x, dim=None, keepdim=False):
         out = xp.argmax(x.data.reshape(-1))
         return _new_tensor(xp.asarray(out, dtype=np.int64).reshape((1,) * x.data.ndim if keepdim else ()))
     (axis,) = normalize_dims(dim, x.data.ndim, "argmax")
-    return _new_tensor(xp.argmax(x.data, axis=axis, keepdims=keepdim).astype(np.int64))
+    return _new_tensor(xp.asarray(xp.argmax(x.data, axis=axis, keepdims=keepdim)).astype(np.int64))
 
 
 def argmin(x, dim=None, keepdim=False):
@@ -303,7 +303,7 @@ def argmin(x, dim=None, keepdim=False):
         out = xp.argmin(x.data.reshape(-1))
         return _new_tensor(xp.asarray(out, dtype=np.int64).reshape((1,) * x.data.ndim if keepdim else ()))
     (axis,) = normalize_dims(dim, x.data.ndim, "argmin")
-    return _new_tensor(xp.argmin(x.data, axis=axis, keepdims=keepdim).astype(np.int64))
+    return _new_tensor(xp.asarray(xp.argmin(x.data, axis=axis, keepdims=keepdim)).astype(np.int64))
 
 
 def all(x, dim=None, keepdim=False):
@@ -351,7 +351,7 @@ class Norm2(Function):
         if not ctx.keepdim:
             shape = _keepdim_shape(ctx.in_shape, ctx.axes)
             g, out = g.reshape(shape), out.reshape(shape)
-        zero = out.data == 0
+        zero = ctx.xp.asarray(out.data == 0)
         safe = add(out, _new_tensor(zero.astype(out.data.dtype)))
         return mul(x, mul_const(div(g, safe), ~zero))
 
@@ -372,7 +372,7 @@ def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
     if p == -math.inf:
         return amin(abs(x), axes, keepdim)
     if p == 0:
-        return sum(_new_tensor((x.data != 0).astype(x.data.dtype)), axes, keepdim)
+        return sum(_new_tensor(_xp_of(x).asarray(x.data != 0).astype(x.data.dtype)), axes, keepdim)
     if isinstance(p, str):
         raise ValueError(f"norm: unsupported p={p!r}")
     return pow(sum(pow(abs(x), p), axes, keepdim), 1.0 / p)
