@@ -227,6 +227,7 @@ def _reconcile_devices(cls, inputs, arrays):
 
 
 _Tensor = None  # set by tensor.py (avoids an import cycle)
+_anomaly_hook = None  # set by autodiff.detect_anomaly(): called as hook(node, grads_in) after each backward
 
 
 def _new_tensor(data):
@@ -320,6 +321,8 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
                 gin = node.backward(node, g)
                 if gin.__class__ is not tuple:
                     gin = (gin,)
+                if _anomaly_hook is not None:
+                    _anomaly_hook(node, gin)
                 if not retain_graph:
                     node.saved = None
                     node.__dict__.pop("out_data", None)
