@@ -28,6 +28,7 @@ from .ops.indexing import gather, index_select, masked_fill, scatter_add, take_a
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from . import amp  # noqa: E402
 from .checkpoint import checkpoint  # noqa: E402
+from .anomaly import detect_anomaly, is_anomaly_enabled, set_detect_anomaly  # noqa: E402
 
 dtype = type(float32)
 __version__ = "0.1.0"
