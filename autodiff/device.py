@@ -10,7 +10,8 @@ class device:
     """A device, compared and printed like PyTorch's `torch.device`.
 
     `device("cuda")` has index None (the current GPU); it compares equal to "cuda:0" only when its
-    index is given, as in PyTorch.
+    index is given, as in PyTorch. `device(1)` is `device("cuda", 1)`. A device also compares equal to its
+    string spelling (`device("cpu") == "cpu"`).
     """
     __slots__ = ("type", "index")
 
@@ -18,6 +19,8 @@ class device:
         if isinstance(type, device):
             self.type, self.index = type.type, type.index
             return
+        if isinstance(type, int) and not isinstance(type, bool) and index is None:
+            type, index = "cuda", type  # device(1) is cuda:1, as in PyTorch
         if not isinstance(type, str):
             raise TypeError(f"device: expected a string like 'cpu' or 'cuda:0', got {type!r}")
         spec = type.strip().lower()

@@ -39,19 +39,43 @@ def _make(name: str) -> Backend:
     raise ValueError(f"unknown backend {name!r}; choose one of 'numpy', 'numba', 'cupy'")
 
 
+# Seeds given before a backend is loaded (autodiff.manual_seed / autodiff.cuda.manual_seed) are applied
+# when it loads, so `manual_seed(0)` followed by the first CUDA tensor is reproducible.
+_seeds: dict[str, int] = {}
+
+
 def get_backend(name: str) -> Backend:
     b = _instances.get(name)
     if b is None:
-        b = _instances[name] = _make(name)
+        b = _make(name)
+        seed = _seeds.get(name, _seeds.get("all"))
+        if seed is not None:
+            b.manual_seed(seed)
+        _instances[name] = b
         if name == "cupy":
             for t in b.array_types:
                 _by_array_type[t] = b
     return b
 
 
+def set_cuda_seed(seed: int) -> None:
+    """Seed the CUDA generators now if CUDA is loaded, else when it loads."""
+    _seeds["cupy"] = int(seed)
+    b = _instances.get("cupy")
+    if b is not None:
+        b.manual_seed(int(seed))
+
+
+def note_global_seed(seed: int) -> None:
+    """Called by autodiff.manual_seed: backends loaded later start from this seed too."""
+    _seeds.clear()
+    _seeds["all"] = int(seed)
+
+
 def set_backend(name: str) -> None:
-    """Choose the CPU backend: 'numpy' (reference) or 'numba' (compiled kernels)."""
-    if name not in CPU_BACKENDS:
+    """Choose the CPU backend: 'numpy' (reference) or 'numba' (compiled kernels). The environment variable
+    AUTODIFF_BACKEND sets it at import. CUDA is not a backend choice here: it is a device."""
+    if not isinstance(name, str) or name not in CPU_BACKENDS:
         raise ValueError(f"set_backend: unknown CPU backend {name!r}; choose 'numpy' or 'numba' "
                          "(CUDA is selected by device='cuda', not by backend)")
     _by_array_type[np.ndarray] = get_backend(name)
@@ -71,7 +95,21 @@ def backend_of(array) -> Backend:
 
 def cuda_backend() -> Backend:
     """The CuPy backend, with one clear error if CuPy or a GPU is missing."""
-    return get_backend("cupy")
+    b = _instances.get("cupy")
+    return b if b is not None else get_backend("cupy")
 
 
-set_backend(os.environ.get("AUTODIFF_BACKEND", "numpy"))
+def _initial_cpu_backend():
+    name = os.environ.get("AUTODIFF_BACKEND", "").strip().lower() or "numpy"
+    if name not in CPU_BACKENDS:
+        raise ValueError(f"AUTODIFF_BACKEND={name!r} is not a CPU backend; use 'numpy' or 'numba' "
+                         "(select the GPU with AUTODIFF_DEVICE=cuda)")
+    try:
+        set_backend(name)
+    except BackendUnavailable as e:
+        import warnings
+        warnings.warn(f"AUTODIFF_BACKEND={name}: {e}; using the numpy backend", RuntimeWarning, stacklevel=2)
+        set_backend("numpy")
+
+
+_initial_cpu_backend()

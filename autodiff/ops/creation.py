@@ -139,6 +139,7 @@ def manual_seed(seed):
     from .. import backends
     for b in list(backends._instances.values()):
         b.manual_seed(int(seed))
+    backends.note_global_seed(int(seed))  # backends loaded later (CUDA) start from this seed
     return seed
 
 
