@@ -27,6 +27,7 @@ from .ops.linalg import bmm, dot, einsum, inner, matmul, mm, mv, outer
 from .ops.indexing import gather, index_select, masked_fill, scatter_add, take_along_dim
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from . import amp  # noqa: E402
+from . import cuda  # noqa: E402  (the torch.cuda-like namespace; imports no CuPy)
 from .checkpoint import checkpoint  # noqa: E402
 from .anomaly import detect_anomaly, is_anomaly_enabled, set_detect_anomaly  # noqa: E402
 
