@@ -11,11 +11,19 @@ Select it with `autodiff.set_backend("numba")` or AUTODIFF_BACKEND=numba. Thread
 """
 from __future__ import annotations
 
-import numba
-import numpy as np
+import os
 
-from . import numba_kernels as K
-from .numpy_backend import NumpyBackend
+# numba's OpenMP thread pool spins after each parallel kernel by default; on a machine with few
+# cores that spinning steals the CPU from the NumPy/BLAS calls running between kernels (measured:
+# cross-entropy forward 9.4 ms instead of 5.0 ms on 2 cores). Passive waiting fixes it; set before
+# the OpenMP runtime loads (first parallel kernel call). An explicit user setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+
+from . import numba_kernels as K  # noqa: E402
+from .numpy_backend import NumpyBackend  # noqa: E402
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -108,8 +116,13 @@ class NumbaBackend(NumpyBackend):
         n, c = lg.shape
         loss = np.empty(n, dtype=lg.dtype)
         probs = np.empty_like(lg)
-        kern = K.softmax_xent_parallel if n * c >= K.PARALLEL_MIN else K.softmax_xent_serial
-        bad = kern(lg, t, loss, probs)
+        if n * c >= K.PARALLEL_MIN:  # two parallel passes around NumPy's vectorised exp
+            m = lg.max(axis=1)
+            K.xent_shift_parallel(lg, m, probs)
+            np.exp(probs, out=probs)
+            bad = K.xent_finish_parallel(lg, t, m, probs.sum(axis=1), probs, loss)
+        else:  # one serial pass: small problems are dominated by per-call overhead
+            bad = K.softmax_xent_serial(lg, t, loss, probs)
         if bad:
             raise IndexError(f"softmax_cross_entropy: target index out of range for {c} classes")
         return loss, probs

@@ -133,21 +133,25 @@ def col2im(cols, kh, kw, sh, sw, ph, pw, dh, dw, out):
 
 # ----------------------------------------------------------------------------- fused softmax + cross-entropy
 @njit(**_PAR)
-def softmax_xent_parallel(logits, target, loss, probs):
-    """Row-wise log-sum-exp cross-entropy; returns the number of targets outside [-C, C)."""
+def xent_shift_parallel(logits, m, z):
+    """Large-input path: z = logits - m[:, None] (m is the row max, from NumPy's SIMD max). NumPy's
+    vectorised exp then runs in place on z: numba's scalar libm exp is several times slower, and
+    without fastmath numba cannot vectorise the max and sum reductions either, so those stay NumPy's."""
+    n, c = logits.shape
+    for r in prange(n):
+        mr = m[r]
+        for j in range(c):
+            z[r, j] = logits[r, j] - mr
+
+
+@njit(**_PAR)
+def xent_finish_parallel(logits, target, m, s, probs, loss):
+    """Large-input path, last pass: probs holds exp(z) with row sums s; normalise in place and write
+    the loss; returns the number of targets outside [-C, C)."""
     n, c = logits.shape
     bad = 0
     for r in prange(n):
-        m = logits[r, 0]
-        for j in range(1, c):
-            if logits[r, j] > m:
-                m = logits[r, j]
-        s = 0.0
-        for j in range(c):
-            e = math.exp(logits[r, j] - m)
-            probs[r, j] = e
-            s += e
-        inv = 1.0 / s
+        inv = 1 / s[r]
         for j in range(c):
             probs[r, j] = probs[r, j] * inv
         t = target[r]
@@ -157,12 +161,14 @@ def softmax_xent_parallel(logits, target, loss, probs):
             bad += 1
             loss[r] = np.nan
         else:
-            loss[r] = math.log(s) - (logits[r, t] - m)
+            loss[r] = math.log(s[r]) - (logits[r, t] - m[r])
     return bad
 
 
 @njit(**_SER)
 def softmax_xent_serial(logits, target, loss, probs):
+    """Row-wise log-sum-exp cross-entropy in one pass per row (the small-input path); returns the
+    number of targets outside [-C, C)."""
     n, c = logits.shape
     bad = 0
     for r in range(n):
