@@ -35,22 +35,32 @@ def is_grad_enabled() -> bool:
 
 
 class _GradModeContext:
-    """Base of no_grad / enable_grad / set_grad_enabled: a context manager and a decorator."""
+    """Base of no_grad / enable_grad / set_grad_enabled: a context manager and a decorator.
+
+    The mode lives in a `threading.local`, so entering one in a thread does not affect others;
+    the previous mode is kept on a per-entry stack, so one instance may be re-entered."""
     _target = True
 
     def __enter__(self):
-        self._prev = _mode.enabled
+        prev = self.__dict__.setdefault("_prev_stack", [])
+        prev.append(_mode.enabled)
         _mode.enabled = self._target
 
     def __exit__(self, *exc):
-        _mode.enabled = self._prev
+        _mode.enabled = self._prev_stack.pop()
         return False
 
     def __call__(self, fn):
+        target = self._target
+
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with self.__class__() if not isinstance(self, set_grad_enabled) else set_grad_enabled(self._target):
+            prev = _mode.enabled
+            _mode.enabled = target
+            try:
                 return fn(*args, **kwargs)
+            finally:
+                _mode.enabled = prev
         return wrapper
 
 
@@ -65,8 +75,9 @@ class enable_grad(_GradModeContext):
 
 
 class set_grad_enabled(_GradModeContext):
-    """`set_grad_enabled(False)` switches grad mode at once (like PyTorch) and, used with `with`,
-    restores the previous mode on exit."""
+    """`set_grad_enabled(b)` switches grad mode at once (like PyTorch); used with `with` it restores
+    the previous mode on exit, and used as a decorator it restores the mode at once and switches
+    only while the decorated function runs."""
 
     def __init__(self, mode: bool):
         self._prev = _mode.enabled
@@ -79,6 +90,10 @@ class set_grad_enabled(_GradModeContext):
     def __exit__(self, *exc):
         _mode.enabled = self._prev
         return False
+
+    def __call__(self, fn):
+        _mode.enabled = self._prev
+        return super().__call__(fn)
 
 
 # ----------------------------------------------------------------------------- Function
@@ -200,7 +215,7 @@ class Function:
         self.hooks.append(fn)
 
     def __repr__(self):
-        return f"<{type(self).__name__}>"
+        return f"<{self.name()}Backward0>"  # PyTorch's spelling: <MulBackward0>
 
     @property
     def next_functions(self):

@@ -262,7 +262,7 @@ class Tensor:
         if dev.type != "cpu":
             extras.append(f"device='{dev}'")
         if self.grad_fn is not None:
-            extras.append(f"grad_fn=<{type(self.grad_fn).__name__}>")
+            extras.append(f"grad_fn={self.grad_fn!r}")
         elif self.requires_grad:
             extras.append("requires_grad=True")
         return "tensor(" + body + "".join(", " + e for e in extras) + ")"

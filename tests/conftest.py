@@ -68,5 +68,8 @@ def to_numpy(t):
 
 @pytest.fixture(autouse=True)
 def _seed():
+    """Each test starts seeded and with grad mode on, whatever the previous test left behind."""
     autodiff.manual_seed(0)
+    autodiff.autograd._mode.enabled = True
     yield
+    autodiff.autograd._mode.enabled = True
