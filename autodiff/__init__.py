@@ -26,6 +26,7 @@ from .ops.shape import (broadcast_to, cat, chunk, clone, concat, concatenate, co
 from .ops.linalg import bmm, dot, einsum, inner, matmul, mm, mv, outer
 from .ops.indexing import gather, index_select, masked_fill, scatter_add, take_along_dim
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
+from .serialization import load, save
 from . import amp  # noqa: E402
 from . import cuda  # noqa: E402  (the torch.cuda-like namespace; imports no CuPy)
 from .checkpoint import checkpoint  # noqa: E402

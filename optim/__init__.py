@@ -1,7 +1,16 @@
 """Optimizers and learning-rate schedulers with PyTorch's API (`import optim` like `torch.optim`)."""
+from . import lr_scheduler
+from .adadelta import Adadelta
+from .adagrad import Adagrad
 from .adam import Adam
+from .adamax import Adamax
 from .adamw import AdamW
+from .lion import Lion
+from .nadam import NAdam
 from .optimizer import Optimizer, required
+from .radam import RAdam
+from .rmsprop import RMSprop
 from .sgd import SGD
 
-__all__ = ["Optimizer", "required", "SGD", "Adam", "AdamW"]
+__all__ = ["Optimizer", "required", "SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Adadelta", "Adamax", "NAdam",
+           "RAdam", "Lion", "lr_scheduler"]

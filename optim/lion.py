@@ -1,0 +1,60 @@
+"""Lion (EvoLved Sign Momentum, Chen et al. 2023)."""
+from __future__ import annotations
+
+from autodiff.autograd import no_grad
+from autodiff.backends import backend_of
+
+from .optimizer import Optimizer, _arr, _check_common, _closure_loss, _value, _zeros_like
+
+__all__ = ["Lion"]
+
+
+class Lion(Optimizer):
+    r"""Lion, Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms" (Algorithm 2).
+
+    PyTorch has no Lion; this follows the paper and the reference `lion-pytorch` package
+    (same defaults lr=1e-4, betas=(0.9, 0.99), weight_decay=0, decoupled weight decay)::
+
+        p = p * (1 - lr * weight_decay)
+        p = p - lr * sign(beta1 m + (1 - beta1) g)      (sign(0) = 0)
+        m = beta2 m + (1 - beta2) g
+
+    State: 'exp_avg' (m). `maximize` negates the gradient, as in the other optimizers.
+    """
+
+    def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, *, maximize=False, foreach=None):
+        _check_common("Lion", lr=lr, betas=betas, weight_decay=weight_decay)
+        defaults = dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay, maximize=maximize, foreach=foreach)
+        super().__init__(params, defaults)
+
+    def step(self, closure=None):
+        loss = _closure_loss(closure)
+        with no_grad():
+            for group in self.param_groups:
+                lr = _value(group["lr"])
+                beta1, beta2 = group["betas"]
+                wd = group["weight_decay"]
+                maximize = group["maximize"]
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    pa = p.data
+                    g = p.grad.data
+                    st = self.state[p]
+                    if len(st) == 0:
+                        st["exp_avg"] = _zeros_like(p)
+                    xp = backend_of(pa).xp
+                    if maximize:
+                        g = -g
+                    m = _arr(st["exp_avg"], pa)
+                    if wd != 0:
+                        pa *= 1 - lr * wd
+                    u = m * beta1
+                    u += (1 - beta1) * g
+                    xp.sign(u, out=u)
+                    u *= lr
+                    pa -= u
+                    m *= beta2
+                    m += (1 - beta2) * g
+                    p._vc[0] += 1
+        return loss

@@ -1,0 +1,96 @@
+"""NAdam: Adam with Nesterov momentum and momentum decay (PyTorch's algorithm)."""
+from __future__ import annotations
+
+import numpy as np
+
+from autodiff.autograd import _new_tensor, no_grad
+from autodiff.backends import backend_of
+
+from .optimizer import (Optimizer, _arr, _check_common, _closure_loss, _incr, _lerp_, _new_step, _value,
+                        _zeros_like)
+
+__all__ = ["NAdam"]
+
+
+class NAdam(Optimizer):
+    r"""NAdam, PyTorch's `torch.optim.NAdam` (Dozat). Per step t::
+
+        g = g + weight_decay * p    (or p *= 1 - lr * weight_decay when decoupled_weight_decay)
+        mu_t = beta1 (1 - 0.5 * 0.96^(t psi));   mu_{t+1} = beta1 (1 - 0.5 * 0.96^((t+1) psi))
+        mu_product *= mu_t          (psi = momentum_decay)
+        m = beta1 m + (1 - beta1) g;   v = beta2 v + (1 - beta2) g^2
+        denom = sqrt(v / (1 - beta2^t)) + eps
+        p = p - lr (1 - mu_t) / (1 - mu_product) * g / denom
+              - lr mu_{t+1} / (1 - mu_product * mu_{t+1}) * m / denom
+
+    State: 'step', 'mu_product' (both 0-d float32 CPU tensors, as PyTorch, so the product is
+    rounded to float32 exactly as there), 'exp_avg', 'exp_avg_sq'.
+    """
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
+                 decoupled_weight_decay=False, *, foreach=None, maximize=False, capturable=False,
+                 differentiable=False):
+        _check_common("NAdam", lr=lr, eps=eps, betas=betas, weight_decay=weight_decay,
+                      differentiable=differentiable)
+        if not 0.0 <= momentum_decay:
+            raise ValueError(f"Invalid momentum_decay value: {momentum_decay}")
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                        momentum_decay=momentum_decay, decoupled_weight_decay=decoupled_weight_decay,
+                        maximize=maximize, foreach=foreach, capturable=capturable, differentiable=differentiable)
+        super().__init__(params, defaults)
+
+    def step(self, closure=None):
+        loss = _closure_loss(closure)
+        with no_grad():
+            for group in self.param_groups:
+                lr = _value(group["lr"])
+                beta1, beta2 = group["betas"]
+                eps = group["eps"]
+                wd = group["weight_decay"]
+                psi = group["momentum_decay"]
+                decoupled = group["decoupled_weight_decay"]
+                maximize = group["maximize"]
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    pa = p.data
+                    g = p.grad.data
+                    st = self.state[p]
+                    if len(st) == 0:
+                        st["step"] = _new_step()
+                        st["mu_product"] = _new_tensor(np.ones((), dtype=np.float32))
+                        st["exp_avg"] = _zeros_like(p)
+                        st["exp_avg_sq"] = _zeros_like(p)
+                    step = _incr(st["step"])
+                    xp = backend_of(pa).xp
+                    if maximize:
+                        g = -g
+                    bc2 = 1 - beta2 ** step
+                    if wd != 0:
+                        if decoupled:
+                            pa *= 1 - lr * wd
+                        else:
+                            g = g + wd * pa
+                    mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * psi)))
+                    mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * psi)))
+                    mp = st["mu_product"]
+                    mp.data *= mu  # float32, on the host
+                    mp._vc[0] += 1
+                    mu_product = float(mp.data)
+                    m = _arr(st["exp_avg"], pa)
+                    v = _arr(st["exp_avg_sq"], pa)
+                    _lerp_(xp, m, g, 1 - beta1)
+                    v *= beta2
+                    v += (1 - beta2) * (g * g)
+                    denom = v / bc2
+                    xp.sqrt(denom, out=denom)
+                    denom += eps
+                    mu_product_next = mu_product * mu_next
+                    t = g / denom
+                    t *= lr * (1.0 - mu) / (1.0 - mu_product)
+                    pa -= t
+                    t = m / denom
+                    t *= lr * mu_next / (1.0 - mu_product_next)
+                    pa -= t
+                    p._vc[0] += 1
+        return loss

@@ -1,0 +1,89 @@
+"""RMSprop with smoothing constant alpha, momentum, centered variant, weight decay and maximize."""
+from __future__ import annotations
+
+from autodiff.autograd import no_grad
+from autodiff.backends import backend_of
+
+from .optimizer import (Optimizer, _arr, _check_common, _closure_loss, _incr, _lerp_, _new_step, _value,
+                        _zeros_like)
+
+__all__ = ["RMSprop"]
+
+
+class RMSprop(Optimizer):
+    r"""RMSprop, PyTorch's `torch.optim.RMSprop` (Hinton). Per step::
+
+        g = g + weight_decay * p
+        v = alpha v + (1 - alpha) g^2
+        centered:  g_avg = alpha g_avg + (1 - alpha) g;   avg = sqrt(v - g_avg^2) + eps
+        else:      avg = sqrt(v) + eps
+        momentum:  b = momentum b + g / avg;  p = p - lr b      else: p = p - lr g / avg
+
+    eps is added outside the square root, as PyTorch. State: 'step', 'square_avg',
+    'momentum_buffer' (momentum > 0), 'grad_avg' (centered).
+    """
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,
+                 capturable=False, foreach=None, maximize=False, differentiable=False):
+        _check_common("RMSprop", lr=lr, eps=eps, weight_decay=weight_decay, differentiable=differentiable)
+        if not 0.0 <= momentum:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        if not 0.0 <= alpha:
+            raise ValueError(f"Invalid alpha value: {alpha}")
+        defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
+                        weight_decay=weight_decay, capturable=capturable, foreach=foreach, maximize=maximize,
+                        differentiable=differentiable)
+        super().__init__(params, defaults)
+
+    def step(self, closure=None):
+        loss = _closure_loss(closure)
+        with no_grad():
+            for group in self.param_groups:
+                lr = _value(group["lr"])
+                alpha = group["alpha"]
+                eps = group["eps"]
+                wd = group["weight_decay"]
+                momentum = group["momentum"]
+                centered = group["centered"]
+                maximize = group["maximize"]
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    pa = p.data
+                    g = p.grad.data
+                    st = self.state[p]
+                    if len(st) == 0:
+                        st["step"] = _new_step()
+                        st["square_avg"] = _zeros_like(p)
+                    if momentum > 0 and "momentum_buffer" not in st:
+                        st["momentum_buffer"] = _zeros_like(p)
+                    if centered and "grad_avg" not in st:
+                        st["grad_avg"] = _zeros_like(p)
+                    _incr(st["step"])
+                    xp = backend_of(pa).xp
+                    if maximize:
+                        g = -g
+                    if wd != 0:
+                        g = g + wd * pa
+                    sq = _arr(st["square_avg"], pa)
+                    sq *= alpha
+                    sq += (1 - alpha) * (g * g)
+                    if centered:
+                        ga = _arr(st["grad_avg"], pa)
+                        _lerp_(xp, ga, g, 1 - alpha)
+                        avg = sq - ga * ga
+                        xp.sqrt(avg, out=avg)
+                    else:
+                        avg = xp.sqrt(sq)
+                    avg += eps
+                    if momentum > 0:
+                        buf = _arr(st["momentum_buffer"], pa)
+                        buf *= momentum
+                        buf += g / avg
+                        pa -= lr * buf
+                    else:
+                        t = g / avg
+                        t *= lr
+                        pa -= t
+                    p._vc[0] += 1
+        return loss
