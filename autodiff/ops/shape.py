@@ -96,7 +96,8 @@ def squeeze(x, dim=None):
 def unsqueeze(x, dim):
     nd = x.data.ndim
     if not -(nd + 1) <= dim <= nd:
-        raise IndexError(f"unsqueeze: dimension {dim} out of range (expected in [{-(nd + 1)}, {nd}])")
+        raise IndexError(f"unsqueeze: dimension {dim} out of range for a tensor of {nd} dimensions "
+                         f"(expected in [{-(nd + 1)}, {nd}])")
     d = dim % (nd + 1)
     shp = x.data.shape
     return reshape(x, shp[:d] + (1,) + shp[d:])
@@ -279,7 +280,8 @@ def stack(tensors, dim=0):
                                f"and {tuple(t.shape)} at entry {i}")
     nd = len(shp) + 1
     if not -nd <= dim < nd:
-        raise IndexError(f"stack: dimension {dim} out of range (expected in [{-nd}, {nd - 1}])")
+        raise IndexError(f"stack: dimension {dim} out of range for tensors of {nd - 1} dimensions "
+                         f"(expected in [{-nd}, {nd - 1}])")
     d = dim % nd
     return cat([unsqueeze(t, d) for t in tensors], d)
 
