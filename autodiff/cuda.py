@@ -184,7 +184,7 @@ class TransferLog:
 
     def add(self, what):
         self.count += 1
-        stack = traceback.extract_stack()[:-3]
+        stack = traceback.extract_stack()[:-2]  # drop add() and the hook
         frames = [f for f in stack if "/cupy/" not in f.filename and "/cupy_backends/" not in f.filename]
         self.where.append(f"{what} at " + " <- ".join(f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}"
                                                       for f in reversed(frames[-4:])))

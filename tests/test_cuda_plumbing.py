@@ -1,0 +1,404 @@
+"""CUDA plumbing that can be checked without a GPU.
+
+- the errors for missing CuPy, a broken CuPy import and a missing GPU/driver (CuPy faked or blocked);
+- `import autodiff` does not import CuPy; `python -m autodiff.info`; AUTODIFF_DEVICE / AUTODIFF_BACKEND;
+- dispatch, device moves, mixed-device errors and the no-host-transfer training step, with a FAKE device
+  backend that substitutes NumPy for CuPy (an ndarray subclass registered as the "cuda" array type).
+
+The fake-backend tests are plumbing tests only: they are NOT GPU validation (see tests/test_device.py and
+tests/backends/test_cuda_kernels.py, marked `cuda`, for that).
+"""
+import importlib.abc
+import importlib.machinery
+import json
+import os
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import autodiff
+from autodiff import backends
+from autodiff.backends import BackendUnavailable
+from autodiff.backends import cupy_backend
+from autodiff.backends.base import Backend
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(code=None, args=None, env=None, timeout=60):
+    e = dict(os.environ)
+    for k in ("AUTODIFF_DEVICE", "AUTODIFF_BACKEND"):
+        e.pop(k, None)
+    e.update(env or {})
+    e["PYTHONPATH"] = ROOT + os.pathsep + e.get("PYTHONPATH", "")
+    cmd = [sys.executable] + (["-c", code] if code is not None else args)
+    return subprocess.run(cmd, capture_output=True, text=True, env=e, timeout=timeout, cwd=ROOT)
+
+
+def _cuda_ok():
+    return autodiff.cuda.is_available()
+
+
+# ----------------------------------------------------------------------------- lazy import
+def test_import_autodiff_does_not_import_cupy():
+    r = _run("import sys, autodiff, autodiff.cuda, autodiff.info\n"
+             "x = autodiff.ones(3, requires_grad=True); (x * 2).sum().backward()\n"
+             "print(autodiff.cuda.__name__)\n"
+             "assert 'cupy' not in sys.modules, 'autodiff imported cupy'\n"
+             "print('ok')")
+    assert r.returncode == 0, r.stderr
+    assert "ok" in r.stdout
+
+
+# ----------------------------------------------------------------------------- unavailable-CUDA errors
+@pytest.fixture
+def no_cuda_loaded(monkeypatch):
+    """Forget a loaded CUDA backend for the duration of the test (restored afterwards)."""
+    monkeypatch.delitem(backends._instances, "cupy", raising=False)
+    for name in [m for m in sys.modules if m == "cupy" or m.startswith("cupy.") or m.startswith("cupyx")]:
+        monkeypatch.delitem(sys.modules, name)
+    return monkeypatch
+
+
+def test_missing_cupy_error(no_cuda_loaded):
+    no_cuda_loaded.setitem(sys.modules, "cupy", None)  # makes `import cupy` fail like a missing package
+    with pytest.raises(BackendUnavailable) as ei:
+        cupy_backend.load_cupy_backend()
+    msg = str(ei.value)
+    assert "CuPy is not installed" in msg
+    assert "pip install 'autodiff[cuda13]'" in msg and "autodiff[cuda12]" in msg
+    # the same error through the public entry points; the query functions answer instead of raising
+    with pytest.raises(BackendUnavailable, match="CuPy is not installed"):
+        autodiff.zeros(2, device="cuda")
+    with pytest.raises(BackendUnavailable, match="CuPy is not installed"):
+        autodiff.ones(2).cuda()
+    with pytest.raises(BackendUnavailable, match="CuPy is not installed"):
+        autodiff.ones(2).to("cuda:0")
+    assert isinstance(ei.value, RuntimeError)
+    assert autodiff.cuda.is_available() is False
+    assert autodiff.cuda.device_count() == 0
+    assert "not installed" in autodiff.cuda.unavailable_reason()
+    with pytest.raises(BackendUnavailable):
+        autodiff.cuda.memory_allocated()
+
+
+class _BrokenCupyFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Finds a 'cupy' whose import fails the way a wheel built for another CUDA version does."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "cupy":
+            return importlib.machinery.ModuleSpec("cupy", self)
+        return None
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        raise ImportError("libcudart.so.13: cannot open shared object file: No such file or directory")
+
+
+def test_broken_cupy_import_error(no_cuda_loaded):
+    no_cuda_loaded.setattr(sys, "meta_path", [_BrokenCupyFinder()] + sys.meta_path)
+    with pytest.raises(BackendUnavailable) as ei:
+        cupy_backend.load_cupy_backend()
+    msg = str(ei.value)
+    assert "installed and fails to import" in msg
+    assert "libcudart.so.13" in msg
+    assert "autodiff[cuda13]" in msg
+
+
+def _fake_cupy(get_count):
+    cp = types.ModuleType("cupy")
+    cp.__version__ = "14.0.0"
+    cp.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=get_count))
+    return cp
+
+
+def test_no_gpu_error(no_cuda_loaded):
+    def count():
+        raise RuntimeError("cudaErrorNoDevice: no CUDA-capable device is detected")
+
+    no_cuda_loaded.setitem(sys.modules, "cupy", _fake_cupy(count))
+    with pytest.raises(BackendUnavailable) as ei:
+        cupy_backend.load_cupy_backend()
+    msg = str(ei.value)
+    assert "CuPy 14.0.0 cannot use a GPU" in msg
+    assert "cudaErrorNoDevice: no CUDA-capable device is detected" in msg
+    assert "nvidia-smi" in msg
+    with pytest.raises(BackendUnavailable, match="cudaErrorNoDevice"):
+        autodiff.randn(3, device="cuda")
+    assert autodiff.cuda.is_available() is False
+    assert "cudaErrorNoDevice" in autodiff.cuda.unavailable_reason()
+
+
+def test_zero_gpus_error(no_cuda_loaded):
+    no_cuda_loaded.setitem(sys.modules, "cupy", _fake_cupy(lambda: 0))
+    with pytest.raises(BackendUnavailable, match="no CUDA GPU is visible"):
+        cupy_backend.load_cupy_backend()
+    assert "cupy" not in backends._instances  # a failure is not cached: a later call tries again
+
+
+# ----------------------------------------------------------------------------- autodiff.info
+def test_info_command():
+    r = _run(args=["-m", "autodiff.info"])
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert out.startswith("autodiff ")
+    assert "numpy" in out and "backends:" in out and "default device: cpu" in out
+    if _cuda_ok():
+        assert "cupy   available" in out and "CUDA runtime" in out and "cuda:0" in out
+    else:
+        assert "cupy   unavailable: " in out
+        assert "GPU: none usable" in out
+
+
+def test_info_json():
+    r = _run(args=["-m", "autodiff.info", "--json"])
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["backends"]["numpy"] == {"available": True}
+    assert set(info["backends"]) == {"numpy", "numba", "cupy"}
+    if not info["backends"]["cupy"]["available"]:
+        assert info["backends"]["cupy"]["why"] and info["gpus"] == []
+
+
+# ----------------------------------------------------------------------------- default device and backend selection
+def test_env_device_cpu():
+    r = _run("import autodiff; print(autodiff.zeros(2).device, autodiff.get_default_device())",
+             env={"AUTODIFF_DEVICE": "cpu"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["cpu", "cpu"]
+
+
+def test_env_device_cuda():
+    r = _run("import autodiff\n"
+             "print(autodiff.get_default_device())\n"
+             "autodiff.set_default_device('cpu')  # the environment variable wins\n"
+             "print(autodiff.randn(2, 2).device)", env={"AUTODIFF_DEVICE": "cuda"})
+    if _cuda_ok():
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.split() == ["cuda", "cuda:0"]
+    else:
+        assert r.returncode != 0
+        assert r.stdout.split() == ["cuda"]
+        assert "BackendUnavailable" in r.stderr and "CuPy" in r.stderr
+
+
+def test_env_device_invalid():
+    r = _run("import autodiff; autodiff.zeros(2)", env={"AUTODIFF_DEVICE": "tpu"})
+    assert r.returncode != 0
+    assert "unknown device type 'tpu'" in r.stderr
+
+
+def test_set_default_device_in_process():
+    prev = autodiff.get_default_device()
+    try:
+        autodiff.set_default_device("cpu")
+        assert autodiff.ones(1).device == autodiff.device("cpu")
+        assert autodiff.get_default_device() == "cpu"
+    finally:
+        autodiff.set_default_device(prev)
+
+
+def test_env_backend():
+    r = _run("import autodiff; from autodiff import backends; print(backends.get_cpu_backend().name)",
+             env={"AUTODIFF_BACKEND": "numba"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() in ("numba", "numpy")  # numpy (with a warning) where numba cannot load
+    r = _run("import autodiff", env={"AUTODIFF_BACKEND": "cupy"})
+    assert r.returncode != 0
+    assert "AUTODIFF_BACKEND='cupy' is not a CPU backend" in r.stderr and "AUTODIFF_DEVICE=cuda" in r.stderr
+
+
+def test_set_backend_errors():
+    with pytest.raises(ValueError, match="set_backend: unknown CPU backend 'cuda'"):
+        autodiff.set_backend("cuda")
+    with pytest.raises(ValueError, match="choose 'numpy' or 'numba'"):
+        autodiff.set_backend("torch")
+    assert backends.get_cpu_backend().name in ("numpy", "numba")
+
+
+# ----------------------------------------------------------------------------- plumbing with a fake device backend
+class FakeGpuArray(np.ndarray):
+    """A NumPy array that the fake backend claims lives on 'cuda:0' (plumbing tests only)."""
+
+
+def _to_fake(r):
+    if type(r) is np.ndarray:
+        return r.view(FakeGpuArray)
+    if isinstance(r, tuple):
+        return tuple(_to_fake(x) for x in r)
+    return r
+
+
+class _FakeXP:
+    """numpy, except that every array it makes is a FakeGpuArray (as cupy makes cupy arrays)."""
+
+    def __getattr__(self, name):
+        f = getattr(np, name)
+        if callable(f) and not isinstance(f, (type, np.ufunc)):
+            return lambda *a, **k: _to_fake(f(*a, **k))
+        return f
+
+    @staticmethod
+    def asarray(a, dtype=None):
+        return np.asarray(a, dtype=dtype).view(FakeGpuArray)
+
+
+class FakeCudaBackend(Backend):
+    """NumPy pretending to be a GPU backend; counts host transfers (to_numpy calls)."""
+    name = "fake-cuda"
+    device_type = "cuda"
+    array_types = (FakeGpuArray,)
+
+    def __init__(self):
+        super().__init__()
+        self.xp = _FakeXP()
+        self.to_host = 0
+        self.placed_on = []
+
+    def asarray(self, data, dtype=None, device=None):
+        self.placed_on.append(None if device is None else str(device))
+        if isinstance(data, np.ndarray):
+            data = np.asarray(data)
+        return np.array(data, dtype=dtype).view(FakeGpuArray)
+
+    def to_numpy(self, a):
+        self.to_host += 1
+        return np.asarray(a).copy()
+
+    def device_of(self, a):
+        return "cuda:0"
+
+    def full(self, shape, value, dtype, device=None):
+        return np.full(shape, value, dtype=dtype).view(FakeGpuArray)
+
+    def random(self, kind, shape, dtype, device=None, low=0, high=None):
+        return np.asarray(super().random(kind, shape, dtype, device, low, high)).view(FakeGpuArray)
+
+    @property
+    def rng(self):
+        if self._rng is None:
+            self._rng = np.random.default_rng(0)
+        return self._rng
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    b = FakeCudaBackend()
+    monkeypatch.setitem(backends._instances, "cupy", b)
+    monkeypatch.setitem(backends._by_array_type, FakeGpuArray, b)
+    return b
+
+
+def test_plumbing_factories_and_moves(fake_cuda):
+    x = autodiff.zeros(2, 3, device="cuda")
+    assert type(x.data) is FakeGpuArray and x.device == autodiff.device("cuda:0") and x.is_cuda
+    c = autodiff.arange(6.0).reshape(2, 3)
+    g = c.cuda()
+    assert g.device == "cuda:0" and type(g.data) is FakeGpuArray
+    assert fake_cuda.placed_on[-1] == "cuda"
+    g1 = c.to("cuda:0", dtype=autodiff.float64)
+    assert g1.dtype == np.float64 and g1.device == "cuda:0"
+    back = g.cpu()
+    assert type(back.data) is np.ndarray and back.device == "cpu"
+    assert g.to("cuda") is g  # same device: no copy, like PyTorch
+    np.testing.assert_array_equal(back.numpy(), np.arange(6.0).reshape(2, 3))
+
+
+def test_plumbing_ops_stay_on_device(fake_cuda):
+    a = autodiff.randn(4, 3, device="cuda", requires_grad=True)
+    w = autodiff.randn(3, 2, device="cuda", requires_grad=True)
+    y = (a @ w).relu().sum() * 2.0 + 1  # Python scalars combine with device tensors
+    assert y.device == "cuda:0" and type(y.data) is FakeGpuArray
+    y.backward()
+    assert a.grad.device == "cuda:0" and w.grad.device == "cuda:0"
+    assert type(a.grad.data) is FakeGpuArray and type(w.grad.data) is FakeGpuArray
+
+
+def test_plumbing_mixed_devices_raise(fake_cuda):
+    a = autodiff.ones(3, device="cuda")
+    b = autodiff.ones(3)
+    with pytest.raises(RuntimeError, match=r"Add: expected all tensors on the same device, got cuda:0, cpu"):
+        a + b
+    with pytest.raises(RuntimeError, match=r"expected all tensors on the same device, got cpu, cuda:0"):
+        b * a
+    with pytest.raises(RuntimeError, match="same device"):
+        autodiff.ones(3, 2) @ autodiff.ones(2, 2, device="cuda")
+
+
+def test_plumbing_zero_dim_cpu_tensor_combines(fake_cuda):
+    a = autodiff.ones(3, device="cuda", requires_grad=True)
+    s = autodiff.tensor(2.0, requires_grad=True)  # 0-d CPU tensor: allowed beside a device tensor
+    y = a * s
+    assert y.device == "cuda:0"
+    y.sum().backward()
+    assert a.grad.device == "cuda:0"
+    assert s.grad is not None and float(s.grad.numpy()) == 3.0
+
+
+def test_plumbing_to_device_is_differentiable(fake_cuda):
+    x = autodiff.randn(3, requires_grad=True)  # cpu leaf
+    y = x.cuda() * 3.0
+    y.sum().backward()
+    assert x.grad.device == "cpu"
+    np.testing.assert_allclose(x.grad.numpy(), np.full(3, 3.0))
+
+
+def test_plumbing_training_step_has_no_host_transfer(fake_cuda):
+    """An MLP step (forward, loss, backward, SGD update) on the device touches the host zero times; the
+    one `.item()` at the end is the one transfer."""
+    autodiff.manual_seed(0)
+    w1 = autodiff.randn(8, 16, device="cuda", requires_grad=True)
+    w2 = autodiff.randn(16, 3, device="cuda", requires_grad=True)
+    x = autodiff.randn(5, 8, device="cuda")
+    t = autodiff.randn(5, 3, device="cuda")
+    fake_cuda.to_host = 0
+    for _ in range(2):
+        h = (x @ w1).relu()
+        loss = ((h @ w2 - t) ** 2).mean()
+        loss.backward()
+        with autodiff.no_grad():
+            for p in (w1, w2):
+                p -= 0.01 * p.grad
+                p.grad = None
+    assert fake_cuda.to_host == 0
+    loss.item()
+    assert fake_cuda.to_host == 1
+
+
+def test_plumbing_transfer_counter_hooks_syncdetect(monkeypatch):
+    """autodiff.cuda._count_transfers wraps CuPy's sync detector (faked here) and restores it."""
+    calls = []
+    sd = types.ModuleType("cupy._core.syncdetect")
+    sd._declare_synchronize = lambda: calls.append(1)
+    core = types.ModuleType("cupy._core")
+    core.syncdetect = sd
+    cp = types.ModuleType("cupy")
+    cp._core = core
+    monkeypatch.setitem(sys.modules, "cupy", cp)
+    monkeypatch.setitem(sys.modules, "cupy._core", core)
+    monkeypatch.setitem(sys.modules, "cupy._core.syncdetect", sd)
+    fake = types.SimpleNamespace(xp=cp)
+    monkeypatch.setitem(backends._instances, "cupy", fake)
+    orig = sd._declare_synchronize
+    with autodiff.cuda._count_transfers() as log:
+        sd._declare_synchronize()
+        sd._declare_synchronize()
+    assert log.count == 2 and len(calls) == 2
+    assert "test_cuda_plumbing.py" in log.where[0]
+    assert sd._declare_synchronize is orig
+
+
+# ----------------------------------------------------------------------------- the GPU check on a CPU machine
+def test_gpu_check_dry_run_reports_no_gpu(tmp_path):
+    r = _run(args=["-m", "bench.gpu_check", "--dry-run"], env={"OUT": str(tmp_path)}, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    if not _cuda_ok():
+        assert "no GPU" in r.stdout
+    summary = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert summary["dry_run"] is True
+    assert (tmp_path / "gpu_check.md").exists()
