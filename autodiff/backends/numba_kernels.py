@@ -293,3 +293,56 @@ def adam_serial(p, g, m, v, vmax, beta1, one_m_b1, beta2, one_m_b2, eps, sqrt_bc
     for i in range(p.shape[0]):
         _adam_elem(p, g, m, v, vmax, i, beta1, one_m_b1, beta2, one_m_b2, eps, sqrt_bc2, step_size, wd,
                    decay_mul, amsgrad, maximize, decoupled)
+
+
+# ----------------------------------------------------------------------------- max pooling (NCHW)
+@njit(**_PAR)
+def max_pool2d(x, kh, kw, sh, sw, ph, pw, dh, dw, out, idx):
+    """out/idx (N, C, OH, OW): window maximum and its flat H*W position; padding never wins; the first
+    maximum wins ties and the first NaN wins over numbers (NumPy argmax / PyTorch semantics)."""
+    n, c, h, wd = x.shape
+    oh, ow = out.shape[2], out.shape[3]
+    for nc in prange(n * c):
+        b = nc // c
+        ch = nc % c
+        xin = x[b, ch]
+        for y in range(oh):
+            for xx in range(ow):
+                best = -np.inf
+                bi = -1
+                done = False
+                for i in range(kh):
+                    iy = y * sh - ph + i * dh
+                    if iy < 0 or iy >= h:
+                        continue
+                    for j in range(kw):
+                        ix = xx * sw - pw + j * dw
+                        if ix < 0 or ix >= wd:
+                            continue
+                        v = xin[iy, ix]
+                        if bi < 0 or v > best or v != v:
+                            best = v
+                            bi = iy * wd + ix
+                            if v != v:
+                                done = True
+                                break
+                    if done:
+                        break
+                out[b, ch, y, xx] = best
+                idx[b, ch, y, xx] = bi
+
+
+@njit(**_PAR)
+def max_pool2d_backward(g, idx, gx):
+    """gx (N, C, H*W) = g routed to the recorded maxima (accumulating where windows overlap); each
+    task owns one (n, c) plane."""
+    n, c, hw = gx.shape
+    for nc in prange(n * c):
+        b = nc // c
+        ch = nc % c
+        for k in range(hw):
+            gx[b, ch, k] = 0
+        gr = g[b, ch]
+        ir = idx[b, ch]
+        for k in range(gr.shape[0]):
+            gx[b, ch, ir[k]] += gr[k]

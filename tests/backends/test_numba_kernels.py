@@ -246,3 +246,63 @@ def test_ops_use_numba_kernels(monkeypatch):
     assert calls, "index_add of the numba backend was not used"
     for a, b in zip(results["numpy"], results["numba"]):
         np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------- conv and pooling slots
+def _has(slot):
+    from autodiff.backends.base import Backend
+    return hasattr(Backend, slot)
+
+
+@pytest.mark.skipif(not _has("conv2d_weight_grad"), reason="conv slots not in base.Backend yet")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv2d_slots(nb, ref, dtype, case):
+    shape, kh, kw, st, pad, dil = case
+    rng = np.random.default_rng(10)
+    x = _rand(rng, shape, dtype, noncontig=True)
+    w = _rand(rng, (4, shape[1], kh, kw), dtype)
+    b = _rand(rng, (4,), dtype)
+    y1, cols1 = nb.conv2d(x, w, b, st, pad, dil, 1)
+    y0, cols0 = ref.conv2d(x, w, b, st, pad, dil, 1)
+    _close(y1, y0, dtype)
+    g = _rand(rng, y0.shape, dtype, noncontig=True)
+    _close(nb.conv2d_input_grad(g, w, shape, st, pad, dil, 1), ref.conv2d_input_grad(g, w, shape, st, pad, dil, 1),
+           dtype)
+    for c in (cols1, None):
+        _close(nb.conv2d_weight_grad(x, g, w.shape, st, pad, dil, 1, cols=c),
+               ref.conv2d_weight_grad(x, g, w.shape, st, pad, dil, 1, cols=cols0), dtype)
+
+
+POOL_CASES = [
+    # kernel, stride, padding, dilation, ceil_mode
+    ((2, 2), (2, 2), (0, 0), (1, 1), False),
+    ((3, 3), (2, 2), (1, 1), (1, 1), True),
+    ((2, 3), (1, 2), (1, 0), (2, 1), False),
+]
+
+
+@pytest.mark.skipif(not _has("max_pool2d_backward"), reason="pooling slots not in base.Backend yet")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", POOL_CASES)
+def test_max_pool2d_slots(nb, ref, dtype, case):
+    k, s, p, d, ceil = case
+    rng = np.random.default_rng(11)
+    x = _rand(rng, (2, 3, 8, 7), dtype, noncontig=True)
+    x[0, 0, 1, 1] = x[0, 0, 1, 2] = 5.0  # a tie: the first maximum wins
+    o1, i1 = nb.max_pool2d(x, k, s, p, d, ceil)
+    o0, i0 = ref.max_pool2d(x, k, s, p, d, ceil)
+    _close(o1, o0, dtype)
+    np.testing.assert_array_equal(i1, i0)
+    g = _rand(rng, o0.shape, dtype, noncontig=True)
+    overlapping = tuple(k) != tuple(s)
+    _close(nb.max_pool2d_backward(g, i0, x.shape, overlapping), ref.max_pool2d_backward(g, i0, x.shape, overlapping),
+           dtype)
+
+
+@pytest.mark.skipif(not _has("max_pool2d"), reason="pooling slots not in base.Backend yet")
+def test_max_pool2d_nan_propagates(nb):
+    x = np.zeros((1, 1, 2, 2), np.float32)
+    x[0, 0, 1, 0] = np.nan
+    out, idx = nb.max_pool2d(x, (2, 2), (2, 2), (0, 0), (1, 1), False)
+    assert np.isnan(out[0, 0, 0, 0]) and idx[0, 0, 0, 0] == 2
