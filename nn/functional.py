@@ -1,0 +1,697 @@
+"""nn.functional: the functional form of every layer, activation and loss (PyTorch's names and signatures).
+
+Losses and activations that are not primitives of their own are composites of differentiable Tensor
+ops. Where PyTorch and NumPy differ, PyTorch is followed.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+import autodiff
+from autodiff import autograd
+from autodiff.autograd import _new_tensor
+from autodiff.backends import backend_of
+from autodiff.ops import elementwise as E
+from autodiff.ops import nn as N
+from autodiff.ops.shape import pad as _pad
+from autodiff.tensor import Tensor
+
+pad = _pad
+
+
+def _xp(t):
+    return backend_of(t.data).xp
+
+
+def _on_cpu(t):
+    return isinstance(t.data, np.ndarray)
+
+
+def _check_tensor(x, name, what="input"):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name}: {what} must be a Tensor, got {type(x).__name__}")
+
+
+# ============================================================================ linear
+def linear(input, weight, bias=None):
+    """y = input @ weight.T + bias (weight of shape (out_features, in_features))."""
+    _check_tensor(input, "linear")
+    return N.linear(input, weight, bias)
+
+
+def bilinear(input1, input2, weight, bias=None):
+    """y[..., k] = input1 @ weight[k] @ input2 + bias[k]."""
+    out = autodiff.einsum("...i,kij,...j->...k", input1, weight, input2)
+    return out + bias if bias is not None else out
+
+
+# ============================================================================ activations
+def _maybe_inplace(x, out, inplace):
+    """inplace=True writes the result into x when no graph is being recorded through x; otherwise (as the
+    result must stay differentiable) the out-of-place result is returned."""
+    if inplace and not (autograd._mode.enabled and x.requires_grad):
+        x.data[...] = out.data
+        x._vc[0] += 1
+        return x
+    return out
+
+
+def relu(input, inplace=False):
+    return _maybe_inplace(input, E.relu(input), inplace)
+
+
+def relu_(input):
+    return relu(input, inplace=True)
+
+
+def relu6(input, inplace=False):
+    return hardtanh(input, 0.0, 6.0, inplace)
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False):
+    return _maybe_inplace(input, E.leaky_relu(input, negative_slope), inplace)
+
+
+def elu(input, alpha=1.0, inplace=False):
+    return _maybe_inplace(input, E.elu(input, alpha), inplace)
+
+
+def selu(input, inplace=False):
+    alpha, scale = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+    return _maybe_inplace(input, E.elu(input, alpha) * scale, inplace)
+
+
+def celu(input, alpha=1.0, inplace=False):
+    return _maybe_inplace(input, E.elu(input / alpha, 1.0) * alpha, inplace)
+
+
+def gelu(input, approximate="none"):
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return E.gelu(input, approximate)
+
+
+def silu(input, inplace=False):
+    return _maybe_inplace(input, E.silu(input), inplace)
+
+
+def mish(input, inplace=False):
+    return _maybe_inplace(input, input * E.tanh(E.softplus(input)), inplace)
+
+
+def sigmoid(input):
+    return E.sigmoid(input)
+
+
+def tanh(input):
+    return E.tanh(input)
+
+
+def softplus(input, beta=1.0, threshold=20.0):
+    return E.softplus(input, beta, threshold)
+
+
+def softsign(input):
+    return input / (E.abs(input) + 1)
+
+
+def logsigmoid(input):
+    return -E.softplus(-input)
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    return _maybe_inplace(input, E.clamp(input, min_val, max_val), inplace)
+
+
+def hardsigmoid(input, inplace=False):
+    return _maybe_inplace(input, E.clamp(input / 6 + 0.5, 0.0, 1.0), inplace)
+
+
+def hardswish(input, inplace=False):
+    return _maybe_inplace(input, input * E.clamp(input / 6 + 0.5, 0.0, 1.0), inplace)
+
+
+def glu(input, dim=-1):
+    a, b = input.chunk(2, dim)
+    return a * E.sigmoid(b)
+
+
+def prelu(input, weight):
+    w = weight
+    if input.ndim >= 2 and weight.numel() > 1:
+        w = weight.reshape((1, -1) + (1,) * (input.ndim - 2))
+    return E.where(input > 0, input, w * input)
+
+
+def softmax(input, dim=None, _stacklevel=3, dtype=None):
+    return N.softmax(input, dim, dtype)
+
+
+def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
+    return N.log_softmax(input, dim, dtype)
+
+
+def softmin(input, dim=None, _stacklevel=3, dtype=None):
+    return N.softmax(-input, dim, dtype)
+
+
+def normalize(input, p=2.0, dim=1, eps=1e-12):
+    """input / max(||input||_p along dim, eps)."""
+    n = (E.abs(input) ** p).sum(dim, keepdim=True) ** (1.0 / p)
+    return input / E.clamp(n, min=eps)
+
+
+def cosine_similarity(x1, x2, dim=1, eps=1e-8):
+    num = (x1 * x2).sum(dim)
+    n1 = E.clamp((x1 * x1).sum(dim).sqrt(), min=eps)
+    n2 = E.clamp((x2 * x2).sum(dim).sqrt(), min=eps)
+    return num / (n1 * n2)
+
+
+# ============================================================================ dropout
+def dropout(input, p=0.5, training=True, inplace=False):
+    """Zero each element with probability p and scale the rest by 1 / (1 - p) (identity when not training)."""
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return _maybe_inplace(input, E.mul_const(input, _xp(input).zeros((), dtype=input.dtype)), inplace)
+    keep = autodiff.rand(*input.shape, dtype=input.dtype, device=input.device).data
+    mask = (keep >= p).astype(input.dtype) * input.dtype.type(1.0 / (1.0 - p))
+    return _maybe_inplace(input, E.mul_const(input, mask), inplace)
+
+
+def _feature_dropout(input, p, training, inplace, name, nd):
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"{name}: dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    batched = input.ndim == nd + 2
+    shape = tuple(input.shape[:2]) + (1,) * nd if batched else (input.shape[0],) + (1,) * nd
+    keep = autodiff.rand(*shape, dtype=input.dtype, device=input.device).data
+    mask = (keep >= p).astype(input.dtype) * (input.dtype.type(1.0 / (1.0 - p)) if p < 1 else 0)
+    return _maybe_inplace(input, E.mul_const(input, mask), inplace)
+
+
+def dropout1d(input, p=0.5, training=True, inplace=False):
+    return _feature_dropout(input, p, training, inplace, "dropout1d", 1)
+
+
+def dropout2d(input, p=0.5, training=True, inplace=False):
+    return _feature_dropout(input, p, training, inplace, "dropout2d", 2)
+
+
+def alpha_dropout(input, p=0.5, training=False, inplace=False):
+    if not training or p == 0.0:
+        return input
+    alpha = -1.7580993408473766
+    keep = (autodiff.rand(*input.shape, dtype=input.dtype, device=input.device).data >= p).astype(input.dtype)
+    a = (1 - p + alpha ** 2 * p * (1 - p)) ** -0.5 if p < 1 else 0.0
+    b = -a * alpha * p
+    out = E.mul_const(input, keep * a) + _new_tensor((1 - keep) * (a * alpha) + b)
+    return _maybe_inplace(input, out, inplace)
+
+
+# ============================================================================ one_hot / embedding
+def one_hot(tensor, num_classes=-1):
+    """int64 one-hot encoding with a new last dimension of size num_classes (max + 1 when -1)."""
+    _check_tensor(tensor, "one_hot")
+    if tensor.dtype.kind not in "iu":
+        raise RuntimeError(f"one_hot: class values must be an integer tensor (int64), got {tensor.dtype}")
+    xp = _xp(tensor)
+    idx = tensor.data
+    if num_classes == -1:
+        num_classes = int(idx.max()) + 1 if idx.size else 0
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= num_classes):
+        raise RuntimeError(f"one_hot: class values must be in [0, {num_classes}), got values in "
+                           f"[{int(idx.min())}, {int(idx.max())}]")
+    out = (idx[..., None] == xp.arange(num_classes)).astype(np.int64)
+    return _new_tensor(out)
+
+
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
+              sparse=False):
+    """Rows of `weight` at integer `input`; the gradient of row padding_idx stays zero."""
+    return N.embedding(input, weight, padding_idx=padding_idx, max_norm=max_norm, norm_type=norm_type,
+                       scale_grad_by_freq=scale_grad_by_freq)
+
+
+# ============================================================================ convolution and pooling
+conv1d = N.conv1d
+conv2d = N.conv2d
+conv_transpose1d = N.conv_transpose1d
+conv_transpose2d = N.conv_transpose2d
+max_pool1d = N.max_pool1d
+max_pool2d = N.max_pool2d
+avg_pool1d = N.avg_pool1d
+avg_pool2d = N.avg_pool2d
+adaptive_avg_pool1d = N.adaptive_avg_pool1d
+adaptive_avg_pool2d = N.adaptive_avg_pool2d
+adaptive_max_pool2d = N.adaptive_max_pool2d
+max_unpool2d = N.max_unpool2d
+unfold = N.unfold
+fold = N.fold
+
+
+def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                            return_indices=True):
+    return N.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices=True)
+
+
+def pixel_shuffle(input, upscale_factor):
+    n, c, h, w = input.shape
+    r = upscale_factor
+    x = input.reshape(n, c // (r * r), r, r, h, w).permute(0, 1, 4, 2, 5, 3)
+    return x.reshape(n, c // (r * r), h * r, w * r)
+
+
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
+    """Nearest-neighbour upsampling of (N, C, H, W) by an integer factor (other modes not provided)."""
+    if mode != "nearest":
+        raise NotImplementedError(f"interpolate: only mode='nearest' is implemented, got {mode!r}")
+    h, w = input.shape[2:]
+    if size is not None:
+        size = (size, size) if isinstance(size, int) else tuple(size)
+        fh, fw = size[0] // h, size[1] // w
+        if fh * h != size[0] or fw * w != size[1]:
+            raise NotImplementedError(f"interpolate: size {size} must be an integer multiple of {(h, w)}")
+    else:
+        sf = (scale_factor, scale_factor) if not isinstance(scale_factor, (tuple, list)) else scale_factor
+        fh, fw = int(sf[0]), int(sf[1])
+    n, c = input.shape[:2]
+    x = input.reshape(n, c, h, 1, w, 1).expand(n, c, h, fh, w, fw)
+    return x.reshape(n, c, h * fh, w * fw)
+
+
+# ============================================================================ normalisation
+batch_norm = N.batch_norm
+layer_norm = N.layer_norm
+group_norm = N.group_norm
+instance_norm = N.instance_norm
+rms_norm = N.rms_norm
+
+
+# ============================================================================ losses
+def _reduction(size_average, reduce, reduction):
+    """Map the legacy (size_average, reduce) pair to a reduction string, as PyTorch."""
+    if size_average is None and reduce is None:
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    if not reduce:
+        return "none"
+    return "mean" if size_average else "sum"
+
+
+def _reduce(loss, reduction, name):
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"{name}: {reduction!r} is not a valid value for reduction (use 'mean', 'sum' or 'none')")
+
+
+def _check_same_shape(input, target, name):
+    _check_tensor(input, name)
+    if not isinstance(target, Tensor):
+        target = autodiff.as_tensor(target, device=input.device)
+    if tuple(input.shape) != tuple(target.shape):
+        raise ValueError(f"{name}: target shape {tuple(target.shape)} differs from input shape "
+                         f"{tuple(input.shape)}; they must match")
+    if target.dtype != input.dtype and target.dtype.kind in "biu" and input.dtype.kind == "f":
+        target = target.to(input.dtype)
+    return target
+
+
+def _check_reduction(reduction, name, extra=()):
+    if reduction not in ("mean", "sum", "none") + tuple(extra):
+        raise ValueError(f"{name}: {reduction!r} is not a valid value for reduction (use 'mean', 'sum' or "
+                         f"'none')")
+
+
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction(reduction, "mse_loss")
+    target = _check_same_shape(input, target, "mse_loss")
+    d = input - target
+    loss = d * d
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction, "mse_loss")
+
+
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction(reduction, "l1_loss")
+    target = _check_same_shape(input, target, "l1_loss")
+    loss = E.abs(input - target)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction, "l1_loss")
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
+    """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta)."""
+    _check_reduction(reduction, "huber_loss")
+    if delta <= 0:
+        raise ValueError(f"huber_loss: delta must be positive, got {delta}")
+    target = _check_same_shape(input, target, "huber_loss")
+    d = input - target
+    a = E.abs(d)
+    loss = E.where(a < delta, 0.5 * d * d, delta * (a - 0.5 * delta))
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction, "huber_loss")
+
+
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
+    """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (beta = 0 gives the L1 loss)."""
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction(reduction, "smooth_l1_loss")
+    if beta < 0:
+        raise ValueError(f"smooth_l1_loss: beta must be non-negative, got {beta}")
+    target = _check_same_shape(input, target, "smooth_l1_loss")
+    d = input - target
+    a = E.abs(d)
+    if beta == 0:
+        loss = a
+    else:
+        loss = E.where(a < beta, (0.5 / beta) * d * d, a - 0.5 * beta)
+    return _reduce(loss, reduction, "smooth_l1_loss")
+
+
+def _class_layout(input, target, name):
+    """Validate (input, class-index target) and flatten to (M, C) logits and (M,) targets.
+
+    Returns (z2d, t1d_array, out_shape) where out_shape is the shape of a reduction='none' result."""
+    _check_tensor(input, name)
+    if not isinstance(target, Tensor):
+        target = autodiff.as_tensor(target, device=input.device)
+    if input.dtype.kind != "f":
+        raise RuntimeError(f"{name}: expected a floating point input, got {input.dtype}")
+    nd = input.ndim
+    if nd == 0:
+        raise ValueError(f"{name}: input must have at least 1 dimension (classes), got a 0-d tensor")
+    if nd == 1:
+        exp_t = ()
+    else:
+        exp_t = (input.shape[0],) + tuple(input.shape[2:])
+    if tuple(target.shape) != exp_t:
+        raise ValueError(f"{name}: expected target of shape {exp_t} for input of shape {tuple(input.shape)} "
+                         f"(class indices), got target of shape {tuple(target.shape)}")
+    c = input.shape[1] if nd > 1 else input.shape[0]
+    if nd == 1:
+        z = input.reshape(1, c)
+    elif nd == 2:
+        z = input
+    else:
+        z = input.movedim(1, -1).reshape(-1, c)
+    t = target.data.reshape(-1)
+    if type(t) is not type(input.data):
+        raise RuntimeError(f"{name}: input is on {input.device} but target is on {target.device}")
+    return z, t, exp_t, c
+
+
+def _check_class_range(t, c, ignore_index, name):
+    """Class indices must lie in [0, C) (ignore_index excepted). Checked on the CPU only: on a GPU
+    the check would synchronise with the host, so out-of-range indices are clipped there."""
+    if isinstance(t, np.ndarray) and t.size:
+        bad = ((t < 0) | (t >= c)) & (t != ignore_index)
+        if bad.any():
+            v = t[bad][0]
+            raise IndexError(f"{name}: target {int(v)} is out of bounds: class indices must be in [0, {c - 1}] "
+                             f"(or ignore_index={ignore_index}) for input with {c} classes")
+
+
+def _weight_array(weight, c, like, name):
+    if weight is None:
+        return None
+    w = weight.data if isinstance(weight, Tensor) else backend_of(like.data).asarray(weight)
+    if tuple(w.shape) != (c,):
+        raise RuntimeError(f"{name}: weight should be a 1-D tensor of size {c} (number of classes), got shape "
+                           f"{tuple(w.shape)}")
+    return w.astype(like.dtype, copy=False)
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+                  reduction="mean", label_smoothing=0.0):
+    """Cross-entropy of logits `input` (C), (N, C) or (N, C, d1, ...) with class indices (int) or class
+    probabilities (float, same shape as input). One fused, stable primitive (log-sum-exp): logits of
+    +-1e4 give finite loss and gradients."""
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction(reduction, "cross_entropy")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be between 0.0 and 1.0, got {label_smoothing}")
+    _check_tensor(input, "cross_entropy")
+    if not isinstance(target, Tensor):
+        target = autodiff.as_tensor(target, device=input.device)
+    if target.dtype.kind == "f":
+        return _cross_entropy_probs(input, target, weight, reduction, label_smoothing)
+    if target.dtype.kind not in "iu":
+        raise RuntimeError(f"cross_entropy: target must hold class indices (integer) or class probabilities "
+                           f"(float), got {target.dtype}")
+    z, t, out_shape, c = _class_layout(input, target, "cross_entropy")
+    xp = _xp(input)
+    _check_class_range(t, c, ignore_index, "cross_entropy")
+    w = _weight_array(weight, c, input, "cross_entropy")
+    valid = t != ignore_index
+    has_ignored = (not isinstance(t, np.ndarray)) or bool(not valid.all())
+    t_safe = xp.where(valid, t, 0) if has_ignored else t
+    if not isinstance(t, np.ndarray):
+        t_safe = xp.clip(t_safe, 0, c - 1)
+    t_safe = t_safe.astype(np.int64, copy=False)
+    if label_smoothing > 0:
+        eps = label_smoothing
+        q = xp.zeros((t_safe.shape[0], c), dtype=input.dtype)
+        wt = w[t_safe] if w is not None else xp.ones(t_safe.shape, dtype=input.dtype)
+        q[xp.arange(t_safe.shape[0]), t_safe] = (1 - eps) * wt
+        q += (eps / c) * (w[None, :] if w is not None else 1)
+        if has_ignored:
+            q *= valid[:, None]
+        rows = N.SoftTargetCrossEntropy.apply(z, _new_tensor(q))
+    else:
+        rows = N.SoftmaxCrossEntropy.apply(z, target=t_safe)
+        scale = None
+        if w is not None:
+            scale = w[t_safe]
+        if has_ignored:
+            scale = valid.astype(input.dtype) if scale is None else scale * valid
+        if scale is not None:
+            rows = E.mul_const(rows, scale)
+    if reduction == "none":
+        return rows.reshape(out_shape)
+    if reduction == "sum":
+        return rows.sum()
+    if w is not None:
+        denom = (w[t_safe] * valid).sum() if has_ignored else w[t_safe].sum()
+        return rows.sum() / _new_tensor(denom.astype(input.dtype))
+    if has_ignored:
+        return rows.sum() / _new_tensor(valid.sum().astype(input.dtype))
+    return rows.mean()
+
+
+def _cross_entropy_probs(input, target, weight, reduction, label_smoothing):
+    if input.dtype.kind != "f":
+        raise RuntimeError(f"cross_entropy: expected a floating point input, got {input.dtype}")
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(f"cross_entropy: probability targets must have the input's shape "
+                         f"{tuple(input.shape)}, got {tuple(target.shape)}")
+    nd = input.ndim
+    c = input.shape[1] if nd > 1 else input.shape[0]
+    if target.dtype != input.dtype:
+        target = target.to(input.dtype)
+
+    def flat(x):
+        if nd == 1:
+            return x.reshape(1, c)
+        if nd == 2:
+            return x
+        return x.movedim(1, -1).reshape(-1, c)
+
+    z, q = flat(input), flat(target)
+    if label_smoothing > 0:
+        q = q * (1 - label_smoothing) + label_smoothing / c
+    w = _weight_array(weight, c, input, "cross_entropy")
+    if w is not None:
+        q = E.mul_const(q, w[None, :])
+    rows = N.SoftTargetCrossEntropy.apply(z, q)
+    if reduction == "none":
+        if nd == 1:
+            return rows.reshape(())
+        return rows.reshape((input.shape[0],) + tuple(input.shape[2:]))
+    return _reduce(rows, reduction, "cross_entropy")
+
+
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
+    """Negative log-likelihood of log-probabilities `input` (C), (N, C) or (N, C, d1, ...) at integer class
+    indices `target`."""
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction(reduction, "nll_loss")
+    _check_tensor(input, "nll_loss")
+    if not isinstance(target, Tensor):
+        target = autodiff.as_tensor(target, device=input.device)
+    if target.dtype.kind not in "iu":
+        raise RuntimeError(f"nll_loss: expected target of an integer dtype (class indices, int64), got "
+                           f"{target.dtype} with shape {tuple(target.shape)}; for probability targets use "
+                           "cross_entropy")
+    z, t, out_shape, c = _class_layout(input, target, "nll_loss")
+    xp = _xp(input)
+    _check_class_range(t, c, ignore_index, "nll_loss")
+    w = _weight_array(weight, c, input, "nll_loss")
+    valid = t != ignore_index
+    t_safe = xp.clip(xp.where(valid, t, 0), 0, c - 1).astype(np.int64)
+    picked = z.gather(1, _new_tensor(t_safe[:, None])).reshape(-1)
+    scale = valid.astype(input.dtype)
+    if w is not None:
+        scale = scale * w[t_safe]
+    rows = E.mul_const(picked, -scale)
+    if reduction == "none":
+        return rows.reshape(out_shape)
+    if reduction == "sum":
+        return rows.sum()
+    return rows.sum() / _new_tensor(scale.sum())
+
+
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
+    """-w (t log x + (1 - t) log(1 - x)) with the logs clamped at -100, as PyTorch."""
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction(reduction, "binary_cross_entropy")
+    target = _check_same_shape(input, target, "binary_cross_entropy")
+    if input.dtype.kind != "f":
+        raise RuntimeError(f"binary_cross_entropy: expected a floating point input, got {input.dtype}")
+    if _on_cpu(input) and input.data.size and (input.data.min() < 0 or input.data.max() > 1):
+        raise RuntimeError("binary_cross_entropy: all elements of input should be between 0 and 1 "
+                           "(use binary_cross_entropy_with_logits for logits)")
+    loss = N.BinaryCrossEntropy.apply(input, target)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction, "binary_cross_entropy")
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
+                                     reduction="mean", pos_weight=None):
+    """(1 - t) x + (1 + (pos_weight - 1) t) softplus(-x): stable for logits of any size."""
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction(reduction, "binary_cross_entropy_with_logits")
+    target = _check_same_shape(input, target, "binary_cross_entropy_with_logits")
+    sp = E.softplus(-input)
+    if pos_weight is not None:
+        loss = (1 - target) * input + (1 + (pos_weight - 1) * target) * sp
+    else:
+        loss = (1 - target) * input + sp
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction, "binary_cross_entropy_with_logits")
+
+
+def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
+    """Pointwise KL divergence target * (log target - input) with input given as log-probabilities;
+    reduction 'batchmean' divides the sum by the batch size (the mathematically correct KL)."""
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction(reduction, "kl_div", ("batchmean",))
+    target = _check_same_shape(input, target, "kl_div")
+    if log_target:
+        loss = E.exp(target) * (target - input)
+    else:
+        pos = target > 0
+        tlogt = target * E.log(E.where(pos, target, 1.0))  # xlogy: 0 where target == 0
+        loss = tlogt - target * input
+    if reduction == "batchmean":
+        n = input.shape[0] if input.ndim else 1
+        return loss.sum() / n
+    return _reduce(loss, reduction, "kl_div")
+
+
+def poisson_nll_loss(input, target, log_input=True, full=False, size_average=None, eps=1e-8, reduce=None,
+                     reduction="mean"):
+    reduction = _reduction(size_average, reduce, reduction)
+    target = _check_same_shape(input, target, "poisson_nll_loss")
+    if log_input:
+        loss = E.exp(input) - target * input
+    else:
+        loss = input - target * E.log(input + eps)
+    if full:
+        t = target.data
+        xp = _xp(target)
+        st = xp.where(t > 1, t * xp.log(xp.where(t > 1, t, 1)) - t + 0.5 * xp.log(2 * math.pi * xp.where(t > 1, t, 1)), 0)
+        loss = loss + _new_tensor(st.astype(input.dtype))
+    return _reduce(loss, reduction, "poisson_nll_loss")
+
+
+def cosine_embedding_loss(input1, input2, target, margin=0.0, size_average=None, reduce=None, reduction="mean"):
+    reduction = _reduction(size_average, reduce, reduction)
+    cos = cosine_similarity(input1, input2, dim=-1)
+    loss = E.where(target > 0, 1 - cos, E.clamp(cos - margin, min=0.0))
+    return _reduce(loss, reduction, "cosine_embedding_loss")
+
+
+def margin_ranking_loss(input1, input2, target, margin=0.0, size_average=None, reduce=None, reduction="mean"):
+    reduction = _reduction(size_average, reduce, reduction)
+    loss = E.clamp(-target * (input1 - input2) + margin, min=0.0)
+    return _reduce(loss, reduction, "margin_ranking_loss")
+
+
+def soft_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    reduction = _reduction(size_average, reduce, reduction)
+    target = _check_same_shape(input, target, "soft_margin_loss")
+    return _reduce(E.softplus(-target * input), reduction, "soft_margin_loss")
+
+
+def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"):
+    v = E.clamp(var, min=eps)
+    loss = 0.5 * (E.log(v) + (input - target) ** 2 / v)
+    if full:
+        loss = loss + 0.5 * math.log(2 * math.pi)
+    return _reduce(loss, reduction, "gaussian_nll_loss")
+
+
+# ============================================================================ attention
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+                                 enable_gqa=False):
+    """softmax(q k^T * scale + mask) v for q (..., L, E), k (..., S, E), v (..., S, Ev).
+
+    attn_mask: boolean (True = take part in attention) or float (added to the scores), broadcastable to
+    (..., L, S). is_causal masks the upper triangle (it may not be combined with attn_mask, as PyTorch).
+    Rows whose every position is masked give NaN, as PyTorch's math kernel.
+    """
+    for nm, t in (("query", query), ("key", key), ("value", value)):
+        _check_tensor(t, "scaled_dot_product_attention", nm)
+    if query.shape[-1] != key.shape[-1]:
+        raise RuntimeError(f"scaled_dot_product_attention: query embedding size {query.shape[-1]} (shape "
+                           f"{tuple(query.shape)}) differs from key's {key.shape[-1]} (shape {tuple(key.shape)})")
+    if key.shape[-2] != value.shape[-2]:
+        raise RuntimeError(f"scaled_dot_product_attention: key length {key.shape[-2]} (shape {tuple(key.shape)}) "
+                           f"differs from value length {value.shape[-2]} (shape {tuple(value.shape)})")
+    if is_causal and attn_mask is not None:
+        raise RuntimeError("scaled_dot_product_attention: attn_mask and is_causal cannot both be set")
+    L, S = query.shape[-2], key.shape[-2]
+    if enable_gqa and query.ndim >= 3 and key.shape[-3] != query.shape[-3]:
+        rep = query.shape[-3] // key.shape[-3]
+        key = key.repeat_interleave(rep, -3) if hasattr(key, "repeat_interleave") else \
+            key.unsqueeze(-3).expand(*key.shape[:-2], rep, S, key.shape[-1]).reshape(
+                *key.shape[:-3], key.shape[-3] * rep, S, key.shape[-1])
+        value = value.unsqueeze(-3).expand(*value.shape[:-2], rep, S, value.shape[-1]).reshape(
+            *value.shape[:-3], value.shape[-3] * rep, S, value.shape[-1])
+    s = (1.0 / math.sqrt(query.shape[-1])) if scale is None else scale
+    scores = query.matmul(key.transpose(-2, -1)) * s
+    xp = _xp(query)
+    if is_causal:
+        allowed = xp.tril(xp.ones((L, S), dtype=bool))
+        scores = scores.masked_fill(_new_tensor(~allowed), float("-inf"))
+    if attn_mask is not None:
+        m = attn_mask
+        if not isinstance(m, Tensor):
+            m = autodiff.as_tensor(m, device=query.device)
+        if m.dtype == np.bool_:
+            scores = scores.masked_fill(_new_tensor(~m.data), float("-inf"))
+        else:
+            scores = scores + m.to(scores.dtype)
+    attn = softmax(scores, -1)
+    if dropout_p > 0.0:
+        attn = dropout(attn, dropout_p, True)
+    return attn.matmul(value)
