@@ -59,10 +59,8 @@ class Adadelta(Optimizer):
                     acc = _arr(st["acc_delta"], pa)
                     sq *= rho
                     sq += (1 - rho) * (g * g)
-                    std = sq + eps
-                    xp.sqrt(std, out=std)
-                    delta = acc + eps
-                    xp.sqrt(delta, out=delta)
+                    std = xp.sqrt(sq + eps)
+                    delta = xp.sqrt(acc + eps)
                     delta /= std
                     delta *= g
                     acc *= rho

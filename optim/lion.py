@@ -49,9 +49,7 @@ class Lion(Optimizer):
                     m = _arr(st["exp_avg"], pa)
                     if wd != 0:
                         pa *= 1 - lr * wd
-                    u = m * beta1
-                    u += (1 - beta1) * g
-                    xp.sign(u, out=u)
+                    u = xp.sign(m * beta1 + (1 - beta1) * g)
                     u *= lr
                     pa -= u
                     m *= beta2

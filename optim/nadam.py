@@ -1,9 +1,7 @@
 """NAdam: Adam with Nesterov momentum and momentum decay (PyTorch's algorithm)."""
 from __future__ import annotations
 
-import numpy as np
-
-from autodiff.autograd import _new_tensor, no_grad
+from autodiff.autograd import no_grad
 from autodiff.backends import backend_of
 
 from .optimizer import (Optimizer, _arr, _check_common, _closure_loss, _incr, _lerp_, _new_step, _value,
@@ -23,8 +21,8 @@ class NAdam(Optimizer):
         p = p - lr (1 - mu_t) / (1 - mu_product) * g / denom
               - lr mu_{t+1} / (1 - mu_product * mu_{t+1}) * m / denom
 
-    State: 'step', 'mu_product' (both 0-d float32 CPU tensors, as PyTorch, so the product is
-    rounded to float32 exactly as there), 'exp_avg', 'exp_avg_sq'.
+    State: 'step', 'mu_product' (both 0-d float32 CPU tensors, float64 when the default
+    dtype is, as PyTorch, so the product is rounded exactly as there), 'exp_avg', 'exp_avg_sq'.
     """
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
@@ -58,7 +56,7 @@ class NAdam(Optimizer):
                     st = self.state[p]
                     if len(st) == 0:
                         st["step"] = _new_step()
-                        st["mu_product"] = _new_tensor(np.ones((), dtype=np.float32))
+                        st["mu_product"] = _new_step(1.0)
                         st["exp_avg"] = _zeros_like(p)
                         st["exp_avg_sq"] = _zeros_like(p)
                     step = _incr(st["step"])
@@ -82,8 +80,7 @@ class NAdam(Optimizer):
                     _lerp_(xp, m, g, 1 - beta1)
                     v *= beta2
                     v += (1 - beta2) * (g * g)
-                    denom = v / bc2
-                    xp.sqrt(denom, out=denom)
+                    denom = xp.sqrt(v / bc2)
                     denom += eps
                     mu_product_next = mu_product * mu_next
                     t = g / denom

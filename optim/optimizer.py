@@ -3,7 +3,7 @@
 Updates run on the raw backend arrays of the parameters (`p.data`, `p.grad.data`) in place, under
 no graph, in one Python loop over the parameters, without host synchronisation. Per-parameter state
 (`self.state[p]`) holds Tensors with PyTorch's key names; `state['step']` is a 0-d float32 CPU
-tensor, as in PyTorch (reading it is a host read, not a device sync).
+tensor (float64 when the default dtype is), as in PyTorch (reading it is a host read, not a device sync).
 
 "Optimizer state follows the module": if a parameter was moved to another device after its state
 was created, the state arrays are moved to the parameter's backend at the next step.
@@ -17,8 +17,9 @@ from itertools import chain
 
 import numpy as np
 
-from autodiff.autograd import _new_tensor, enable_grad, no_grad
+from autodiff.autograd import _new_tensor, enable_grad
 from autodiff.backends import backend_of
+from autodiff.dtypes import default_float_dtype
 from autodiff.tensor import Tensor
 
 __all__ = ["Optimizer", "required"]
@@ -52,8 +53,13 @@ def _value(v):
     return float(v) if isinstance(v, Tensor) else v
 
 
-def _new_step():
-    return _new_tensor(np.zeros((), dtype=np.float32))
+def _scalar_dtype():
+    """PyTorch's `_get_scalar_dtype`: float64 when the default dtype is float64, else float32."""
+    return np.float64 if default_float_dtype() == np.float64 else np.float32
+
+
+def _new_step(value=0.0):
+    return _new_tensor(np.full((), value, dtype=_scalar_dtype()))
 
 
 # state entries kept as 0-d float32 CPU tensors whatever the parameter's device (as PyTorch)
@@ -66,7 +72,7 @@ def _as_step(v):
         v = v.data
     if hasattr(v, "get") and not isinstance(v, np.ndarray):
         v = v.get()
-    return _new_tensor(np.asarray(v, dtype=np.float32).reshape(()).copy())
+    return _new_tensor(np.asarray(v, dtype=_scalar_dtype()).reshape(()).copy())
 
 
 def _incr(step_t):

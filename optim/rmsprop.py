@@ -71,8 +71,7 @@ class RMSprop(Optimizer):
                     if centered:
                         ga = _arr(st["grad_avg"], pa)
                         _lerp_(xp, ga, g, 1 - alpha)
-                        avg = sq - ga * ga
-                        xp.sqrt(avg, out=avg)
+                        avg = xp.sqrt(sq - ga * ga)
                     else:
                         avg = xp.sqrt(sq)
                     avg += eps
