@@ -147,12 +147,13 @@ class MinMaxObserver(Module):
             self.min_val, self.max_val = _new_tensor(lo), _new_tensor(hi)
         else:
             xp = _xp(lo)
-            self.min_val = _new_tensor(xp.minimum(self.min_val.data, lo))
-            self.max_val = _new_tensor(xp.maximum(self.max_val.data, hi))
+            self.min_val = _new_tensor(xp.asarray(xp.minimum(self.min_val.data, lo), dtype=np.float32))
+            self.max_val = _new_tensor(xp.asarray(xp.maximum(self.max_val.data, hi), dtype=np.float32))
 
     def forward(self, x):
         a = x.data
-        self._update(a.min().astype(np.float32), a.max().astype(np.float32))
+        xp = _xp(a)
+        self._update(xp.asarray(a.min(), dtype=np.float32), xp.asarray(a.max(), dtype=np.float32))
         return x
 
     def calculate_qparams(self):
@@ -184,8 +185,9 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
             self.min_val, self.max_val = _new_tensor(lo), _new_tensor(hi)
         else:
             c = np.float32(self.averaging_constant)
-            self.min_val = _new_tensor(self.min_val.data + c * (lo - self.min_val.data))
-            self.max_val = _new_tensor(self.max_val.data + c * (hi - self.max_val.data))
+            xp = _xp(lo)
+            self.min_val = _new_tensor(xp.asarray(self.min_val.data + c * (lo - self.min_val.data), dtype=np.float32))
+            self.max_val = _new_tensor(xp.asarray(self.max_val.data + c * (hi - self.max_val.data), dtype=np.float32))
 
 
 def _fake_quant(a, scale, zp, qmin=0, qmax=255):
