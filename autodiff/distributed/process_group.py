@@ -235,7 +235,7 @@ class _MPIGroup:
         descs = [_describe(name, a, extra) for a in (arrs or [None])]
         mine = np.concatenate([np.array([len(descs)], dtype=np.int64)] + descs)
         sizes = np.empty(self.size, dtype=np.int64)
-        self.comm.Allgather(np.array([mine.size], dtype=np.int64), sizes)
+        self._wait([self.comm.Iallgather(np.array([mine.size], dtype=np.int64), sizes)], f"{name} (debug check)")
         width = int(sizes.max())
         buf = np.full(width, -2, dtype=np.int64)
         buf[:mine.size] = mine
