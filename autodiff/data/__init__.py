@@ -8,3 +8,4 @@ from .mnist import MNIST, DataError, FashionMNIST, parse_idx, read_idx, write_id
 __all__ = ["BatchSampler", "ConcatDataset", "DataError", "DataLoader", "Dataset", "FashionMNIST", "MNIST",
            "RandomSampler", "Sampler", "SequentialSampler", "Subset", "SubsetRandomSampler", "TensorDataset",
            "default_collate", "parse_idx", "random_split", "read_idx", "write_idx"]
+from .distributed import DistributedSampler  # noqa: E402,F401 - issue 8 (distributed training)
