@@ -8,5 +8,7 @@ from .loss import (BCELoss, BCEWithLogitsLoss, CosineEmbeddingLoss, CrossEntropy
                    KLDivLoss, L1Loss, MarginRankingLoss, MSELoss, NLLLoss, PoissonNLLLoss, SmoothL1Loss,
                    SoftMarginLoss)
 from .module import Module
+from .keras import (Callback, CSVLogger, EarlyStopping, History, KerasMixin, LearningRateScheduler,  # noqa: F401
+                    ModelCheckpoint, TerminateOnNaN, callbacks)
 from .modules import *  # noqa: F401,F403
 from .parameter import Parameter

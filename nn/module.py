@@ -19,6 +19,7 @@ from autodiff.dtypes import normalize_dtype
 from autodiff.tensor import Tensor
 
 from .parameter import Parameter
+from .keras import KerasMixin
 
 _IncompatibleKeys = collections.namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
@@ -77,7 +78,7 @@ def _is_device_string(s):
         return False
 
 
-class Module:
+class Module(KerasMixin):
     """Base class of all layers and models. Subclasses call `super().__init__()` first, assign layers
     and Parameters as attributes, and implement `forward`."""
 

@@ -401,7 +401,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
             pads = _conv_same_pad((kh, kw), dilation)
             if any(lo != hi for lo, hi in pads):
                 from .shape import pad as _pad
-                input = _pad(input, (pads[1][0], pads[1][1] - pads[1][0], pads[0][0], pads[0][1] - pads[0][0]))
+                input = _pad(input, (0, pads[1][1] - pads[1][0], 0, pads[0][1] - pads[0][0]))
             padding = (pads[0][0], pads[1][0])
         else:
             raise ValueError(f"{name}: invalid padding string {padding!r}, should be 'valid' or 'same'")
