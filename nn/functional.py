@@ -448,6 +448,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be between 0.0 and 1.0, got {label_smoothing}")
     _check_tensor(input, "cross_entropy")
+    input, = autodiff.amp.autocast_float32(input)  # autocast: losses run in float32 (autodiff/amp.py)
     if not isinstance(target, Tensor):
         target = autodiff.as_tensor(target, device=input.device)
     if target.dtype.kind == "f":
@@ -489,9 +490,9 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         return rows.sum()
     if w is not None:
         denom = (w[t_safe] * valid).sum() if has_ignored else w[t_safe].sum()
-        return rows.sum() / _new_tensor(denom.astype(input.dtype))
+        return rows.sum() / _new_tensor(xp.asarray(denom, dtype=input.dtype))
     if has_ignored:
-        return rows.sum() / _new_tensor(valid.sum().astype(input.dtype))
+        return rows.sum() / _new_tensor(xp.asarray(valid.sum(), dtype=input.dtype))
     return rows.mean()
 
 
@@ -554,7 +555,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
         return rows.reshape(out_shape)
     if reduction == "sum":
         return rows.sum()
-    return rows.sum() / _new_tensor(scale.sum())
+    return rows.sum() / _new_tensor(xp.asarray(scale.sum(), dtype=input.dtype))
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import amp as _amp
 from ..autograd import Function, _mode, _new_tensor
 
 
@@ -73,6 +74,8 @@ def linear(x, weight, bias=None, name="linear"):
         raise RuntimeError(f"{name}: input has {x.data.shape[-1] if x.data.ndim else 0} features (shape "
                            f"{tuple(x.shape)}), expected {weight.data.shape[-1]} (weight shape "
                            f"{tuple(weight.shape)})")
+    if _amp._active:  # autocast (autodiff/amp.py): low-precision operands
+        x, weight, bias = _amp.autocast_operands(x, weight, bias)
     x, weight, bias = _same_float(name, x, weight, bias)
     if bias is None:
         return Linear.apply(x, weight)
@@ -155,6 +158,8 @@ def softmax(x, dim=None, dtype=None):
         dim = _implicit_dim(x.data.ndim)
     if x.data.dtype.kind != "f":
         raise RuntimeError(f"softmax: expected a floating point input, got {x.data.dtype}")
+    if _amp._active:  # autocast: softmax runs in float32
+        x, = _amp.autocast_float32(x)
     if x.data.ndim == 0:
         return Softmax.apply(x.reshape(1), axis=0).reshape(())
     return Softmax.apply(x, axis=_axis(dim, x.data.ndim, "softmax"))
@@ -167,6 +172,8 @@ def log_softmax(x, dim=None, dtype=None):
         dim = _implicit_dim(x.data.ndim)
     if x.data.dtype.kind != "f":
         raise RuntimeError(f"log_softmax: expected a floating point input, got {x.data.dtype}")
+    if _amp._active:  # autocast: log_softmax runs in float32
+        x, = _amp.autocast_float32(x)
     if x.data.ndim == 0:
         return LogSoftmax.apply(x.reshape(1), axis=0).reshape(())
     return LogSoftmax.apply(x, axis=_axis(dim, x.data.ndim, "log_softmax"))
@@ -391,6 +398,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
         raise RuntimeError(f"{name}: stride and dilation must be positive, got stride={stride}, dilation={dilation}")
     if bias is not None and tuple(bias.data.shape) != (o,):
         raise RuntimeError(f"{name}: bias of shape {tuple(bias.shape)} does not match out_channels {o}")
+    if _amp._active:  # autocast (autodiff/amp.py): low-precision operands
+        input, weight, bias = _amp.autocast_operands(input, weight, bias)
     input, weight, bias = _same_float(name, input, weight, bias)
     if isinstance(padding, str):
         if padding == "valid":
