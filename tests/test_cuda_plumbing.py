@@ -222,8 +222,35 @@ def test_set_backend_errors():
 
 
 # ----------------------------------------------------------------------------- plumbing with a fake device backend
+HOST_READS = []  # host reads of FakeGpuArray values (what would be a device->host sync on a GPU)
+
+
 class FakeGpuArray(np.ndarray):
-    """A NumPy array that the fake backend claims lives on 'cuda:0' (plumbing tests only)."""
+    """A NumPy array that the fake backend claims lives on 'cuda:0' (plumbing tests only). Reading a
+    value on the host (bool, float, int, item, tolist) is recorded in HOST_READS."""
+
+    def _read(self, what):
+        HOST_READS.append(what)
+
+    def __bool__(self):
+        self._read("bool")
+        return super().__bool__()
+
+    def __float__(self):
+        self._read("float")
+        return super().__float__()
+
+    def __int__(self):
+        self._read("int")
+        return super().__int__()
+
+    def item(self, *args):
+        self._read("item")
+        return super().item(*args)
+
+    def tolist(self):
+        self._read("tolist")
+        return super().tolist()
 
 
 def _to_fake(r):
@@ -349,14 +376,15 @@ def test_plumbing_to_device_is_differentiable(fake_cuda):
 
 
 def test_plumbing_training_step_has_no_host_transfer(fake_cuda):
-    """An MLP step (forward, loss, backward, SGD update) on the device touches the host zero times; the
-    one `.item()` at the end is the one transfer."""
+    """An MLP step (forward, loss, backward, SGD update) on the device neither copies to the host nor
+    reads a device value there (bool/float/item); the one `.item()` at the end is the one transfer."""
     autodiff.manual_seed(0)
     w1 = autodiff.randn(8, 16, device="cuda", requires_grad=True)
     w2 = autodiff.randn(16, 3, device="cuda", requires_grad=True)
     x = autodiff.randn(5, 8, device="cuda")
     t = autodiff.randn(5, 3, device="cuda")
     fake_cuda.to_host = 0
+    HOST_READS.clear()
     for _ in range(2):
         h = (x @ w1).relu()
         loss = ((h @ w2 - t) ** 2).mean()
@@ -366,6 +394,7 @@ def test_plumbing_training_step_has_no_host_transfer(fake_cuda):
                 p -= 0.01 * p.grad
                 p.grad = None
     assert fake_cuda.to_host == 0
+    assert HOST_READS == []
     loss.item()
     assert fake_cuda.to_host == 1
 
