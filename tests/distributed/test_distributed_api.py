@@ -1,0 +1,70 @@
+"""In-process checks of the distributed API that need no MPI ranks: errors before init, argument
+validation, ReduceOp, and the launcher's command line."""
+import sys
+
+import pytest
+
+import autodiff as ad
+import autodiff.distributed as dist
+from autodiff.distributed import run as launcher
+
+
+def test_not_initialized_errors():
+    assert not dist.is_initialized()
+    for fn in (dist.get_rank, dist.get_world_size, dist.barrier, dist.get_backend):
+        with pytest.raises(RuntimeError, match="not initialized; call autodiff.distributed.init_process_group"):
+            fn()
+    with pytest.raises(RuntimeError, match="all_reduce: the default process group is not initialized"):
+        dist.all_reduce(ad.ones(2))
+    with pytest.raises(RuntimeError, match="destroy_process_group: the default process group is not"):
+        dist.destroy_process_group()
+
+
+def test_ddp_needs_a_process_group():
+    import nn
+    from nn.parallel import DistributedDataParallel
+    with pytest.raises(RuntimeError, match="DistributedDataParallel: the default process group is not initialized"):
+        DistributedDataParallel(nn.Linear(2, 2))
+
+
+def test_bad_backend_and_timeout():
+    with pytest.raises(ValueError, match="unknown backend 'gloo'"):
+        dist.init_process_group("gloo")
+    with pytest.raises(ValueError, match="timeout must be positive"):
+        dist.init_process_group("mpi", timeout=0)
+    assert not dist.is_initialized()
+
+
+def test_reduce_op():
+    assert dist.ReduceOp.SUM == dist.ReduceOp.SUM and dist.ReduceOp.SUM != dist.ReduceOp.AVG
+    assert repr(dist.ReduceOp.MAX) == "<ReduceOp.MAX: 3>"
+    assert dist.process_group._as_op("avg", "x") is dist.ReduceOp.AVG
+    with pytest.raises(ValueError, match="all_reduce: op must be a ReduceOp"):
+        dist.process_group._as_op("median", "all_reduce")
+
+
+def test_launcher_command(monkeypatch, tmp_path):
+    fake = tmp_path / "mpiexec"
+    fake.write_text("#!/bin/sh\necho 'HYDRA build details'\n")
+    fake.chmod(0o755)
+    argv, env = launcher.build_command(3, "train.py", ["--lr", "0.1"], mpiexec=str(fake))
+    assert argv == [str(fake), "-n", "3", sys.executable, "-m", "mpi4py", "train.py", "--lr", "0.1"]
+    argv, _ = launcher.build_command(2, "pkg.mod", [], module=True, mpiexec=str(fake))
+    assert argv[-3:] == ["mpi4py", "-m", "pkg.mod"]
+    ompi = tmp_path / "ompi"
+    ompi.write_text("#!/bin/sh\necho 'mpiexec (Open MPI) 5.0.8'\n")
+    ompi.chmod(0o755)
+    argv, env = launcher.build_command(2, "t.py", [], mpiexec=str(ompi))
+    assert "--oversubscribe" in argv
+
+
+def test_launcher_rejects_bad_n(capsys):
+    with pytest.raises(SystemExit):
+        launcher.main(["-n", "0", "train.py"])
+    assert "-n must be at least 1" in capsys.readouterr().err
+
+
+def test_launcher_without_mpiexec(monkeypatch, capsys):
+    monkeypatch.setattr(launcher, "find_mpiexec", lambda explicit=None: None)
+    assert launcher.main(["-n", "2", "train.py"]) == 127
+    assert "no mpiexec found" in capsys.readouterr().err
