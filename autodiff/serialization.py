@@ -54,7 +54,7 @@ class _Writer:
         self.keep = []        # keeps the objects whose ids are in tensor_ids alive
 
     def add_array(self, arr):
-        arr = np.ascontiguousarray(arr)
+        arr = np.asarray(arr, order="C")  # (np.ascontiguousarray would make 0-d arrays 1-d)
         if arr.dtype.kind not in _DTYPE_KINDS:
             raise TypeError(f"save: arrays of dtype {arr.dtype} cannot be saved (only bool, integer, float and "
                             "complex arrays)")
@@ -248,7 +248,8 @@ class _Reader:
                     hash(k)
                 except TypeError:
                     self.fail("unhashable dict key")
-            return cls(zip(keys, (self.decode(v) for v in vals)))
+            d = dict(zip(keys, (self.decode(v) for v in vals)))
+            return d if cls is dict else cls(d)
         if t == "tuple":
             return tuple(self.decode(v) for v in s["v"])
         if t == "tensor":
@@ -271,7 +272,7 @@ class _Reader:
                 data = data.copy()  # writable, aligned and independent of the file buffer
             if s.get("parameter"):
                 try:
-                    from nn import Parameter
+                    from nn.parameter import Parameter
                     out = Parameter(_new_tensor(data), requires_grad=bool(s.get("requires_grad", False)))
                 except ImportError:
                     out = _new_tensor(data)
