@@ -15,3 +15,8 @@ from .pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool2d, A
                       MaxPool2d, MaxUnpool2d)
 
 __all__ = [n for n in dir() if not n.startswith("_")]
+from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell
+from .transformer import (MultiheadAttention, NonDynamicallyQuantizableLinear, TransformerEncoder,
+                          TransformerEncoderLayer)
+
+__all__ = [n for n in dir() if not n.startswith("_")]
