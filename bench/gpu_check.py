@@ -251,6 +251,7 @@ def _np_pair(ad, shape_x, n_classes, seed=0, dtype="float32", image=False):
 def bench_mlp(ctx, batch):
     ad, nn, optim, torch = ctx["ad"], ctx["nn"], ctx["optim"], ctx["torch"]
     sizes = (784, 128, 64, 10)
+    batch = min(batch, ctx["max_batch"])
     xn, yn = _np_pair(ad, (batch, 784), 10)
     ad.manual_seed(0)
     m = _ad_mlp(ad, nn, sizes, "cuda", None)
@@ -413,7 +414,7 @@ def run_benches(budget, limit, dry, quick):
            "repeats": 1 if dry else (3 if quick else 5),
            "n": (lambda k: 1) if dry else ((lambda k: max(1, k // 4)) if quick else (lambda k: k)),
            "wide": 256 if dry else 4096, "elem_n": (1 << 20) if dry else (1 << 26),
-           "cnn_batch": 8 if dry else 256}
+           "cnn_batch": 8 if dry else 256, "max_batch": 32 if dry else 1 << 30}
     plan = [("mlp", "MLP 784-128-64-10 step, batch 128", lambda: bench_mlp(ctx, 128), True),
             ("mlp", "MLP 784-128-64-10 step, batch 4096", lambda: bench_mlp(ctx, 4096), True),
             ("wide_mlp", "wide MLP float32", lambda: bench_wide_mlp(ctx, "float32"), True),
