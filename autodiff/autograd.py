@@ -105,6 +105,7 @@ class Function:
     save_output: bool = False  # backward needs the output (see `output()`)
     is_view: bool = False      # output may share memory with input 0: share its version counter
     differentiable: bool = True
+    display_name = None        # name in reprs/errors when not the class name (MulScalar shows as Mul)
 
     # Filled by apply when the graph is recorded. Subclasses may add attributes of their own in
     # forward (they live in the instance __dict__).
@@ -118,32 +119,44 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **params):
-        """Run the forward on the inputs' backend and record a node if grad is enabled."""
-        arrays = [t.data for t in inputs]
-        a0 = arrays[0]
-        t0 = type(a0)
-        if len(arrays) > 1:
+        """Run the forward on the inputs' backend and record a node if grad is enabled.
+
+        This is the per-op hot path: no validation beyond the device check (ops validate their
+        arguments once at entry), one dict lookup for the backend, and no graph work at all under
+        no_grad or when no input requires grad."""
+        if len(inputs) == 1:
+            a0 = inputs[0].data
+            t0 = type(a0)
+            arrays = (a0,)
+        else:
+            arrays = [t.data for t in inputs]
+            t0 = type(arrays[0])
             for a in arrays:
                 if type(a) is not t0:
                     arrays = _reconcile_devices(cls, inputs, arrays)
-                    a0 = arrays[0]
-                    t0 = type(a0)
+                    t0 = type(arrays[0])
                     break
         ctx = object.__new__(cls)
-        ctx.backend = _by_array_type[t0]
+        ctx.backend = backend = _by_array_type[t0]
         out_arr = cls.forward(ctx, *arrays, **params)
         if type(out_arr) is not t0:
-            out_arr = ctx.backend.xp.asarray(out_arr)
-        out = _new_tensor(out_arr)
-        if cls.is_view:
-            out._vc = inputs[0]._vc
+            out_arr = backend.xp.asarray(out_arr)
+        out = object.__new__(_Tensor)
+        out.data = out_arr
+        out.grad = None
+        out.requires_grad = False
+        out.grad_fn = None
+        out._vc = inputs[0]._vc if cls.is_view else [0]
+        out._hooks = None
         if _mode.enabled and cls.differentiable:
             edges = None
-            for i, t in enumerate(inputs):
+            i = 0
+            for t in inputs:
                 if t.requires_grad:
                     if edges is None:
                         edges = [None] * len(inputs)
-                    edges[i] = t.grad_fn if t.grad_fn is not None else t
+                    edges[i] = t.grad_fn or t
+                i += 1
             if edges is not None:
                 ctx.edges = edges
                 ctx.in_meta = [(a.shape, a.dtype) for a in arrays]
@@ -204,8 +217,19 @@ class Function:
         out.requires_grad = True
         return out
 
+    def output_data(self):
+        """The saved output array, after the same checks as `output()` (for no-grad fast paths)."""
+        if self.freed:
+            raise RuntimeError(_FREED_MSG.format(type(self).__name__))
+        if self.out_vc[0] != self.out_version:
+            raise RuntimeError(f"{self.name()}: its output, needed for gradient computation, was modified "
+                               f"by an in-place operation")
+        return self.out_data
+
     @classmethod
     def name(cls):
+        if cls.display_name:
+            return cls.display_name
         n = cls.__name__
         return n[:-8] if n.endswith("Backward") else n
 
@@ -267,9 +291,40 @@ def queue_callback(fn):
     _queued_callbacks.append(fn)
 
 
+def _raw_tensor(r, like):
+    """A constant Tensor around the raw result `r` of array math on arrays of `like`'s type (NumPy's
+    0-d arithmetic returns scalars; they become 0-d arrays again). For the no-grad fast paths of
+    backward formulas."""
+    if type(r) is not type(like):
+        r = _by_array_type[type(like)].xp.asarray(r)
+    t = object.__new__(_Tensor)
+    t.data = r
+    t.grad = None
+    t.requires_grad = False
+    t.grad_fn = None
+    t._vc = [0]
+    t._hooks = None
+    return t
+
+
 def _accumulate(table, key, g):
     old = table.get(key)
-    table[key] = g if old is None else old + g
+    if old is None:
+        table[key] = g
+    elif _mode.enabled:  # create_graph: keep the sum differentiable
+        table[key] = old + g
+    else:
+        table[key] = _raw_tensor(old.data + g.data, old.data)
+
+
+def _sum_to_shape_raw(a, shape):
+    """Sum array `a` down to `shape` (undo broadcasting) without recording anything."""
+    lead = a.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 and a.shape[lead + i] != 1)
+    r = a.sum(axis=axes, keepdims=True) if axes else a
+    if lead:
+        r = r.reshape(shape)
+    return r
 
 
 def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, allow_unused=False):
@@ -297,80 +352,116 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
     deps: dict = {}
     stack = list(dict.fromkeys(nodes))
     seen = set(stack)
+    Fn = Function
     while stack:
-        node = stack.pop()
-        if node.edges is None:
+        edges = stack.pop().edges
+        if edges is None:
             continue
-        for e in node.edges:
-            if e is not None and isinstance(e, Function):
-                deps[e] = deps.get(e, 0) + 1
-                if e not in seen:
-                    seen.add(e)
-                    stack.append(e)
+        for e in edges:
+            if e is not None and isinstance(e, Fn):
+                n = deps.get(e)
+                if n is None:
+                    deps[e] = 1
+                    if e not in seen:
+                        seen.add(e)
+                        stack.append(e)
+                else:
+                    deps[e] = n + 1
+    del seen
 
     capture = None
     if inputs is not None:
         capture = {t.grad_fn: None for t in inputs if t.grad_fn is not None}
 
+    # Gradients are summed as they arrive (each node runs once, after all its consumers). Under
+    # no-grad the sum is raw array math into an engine-owned buffer, held as a one-element list so
+    # that it is never confused with a tensor that was handed out (which must not be modified).
+    raw = not create_graph
     ready = [n for n in dict.fromkeys(nodes) if n not in deps]
     prev_mode = _mode.enabled
     _mode.enabled = create_graph
     try:
         while ready:
             node = ready.pop()
-            g = grads.pop(node, None)
-            if g is not None:
-                if node.freed:
-                    raise RuntimeError(_FREED_MSG.format(type(node).__name__))
-                if node.hooks:
-                    for h in node.hooks:
-                        r = h(g)
-                        if r is not None:
-                            g = r
-                if node.retained is not None:
-                    t = node.retained()
-                    if t is not None and inputs is None:
-                        t.grad = g if t.grad is None else t.grad + g
-                if capture is not None and node in capture:
-                    capture[node] = g
-                gin = node.backward(node, g)
-                if gin.__class__ is not tuple:
-                    gin = (gin,)
-                if _anomaly_hook is not None:
-                    _anomaly_hook(node, gin)
-                if not retain_graph:
-                    node.saved = None
-                    node.__dict__.pop("out_data", None)
-                    node.freed = True
-            else:
-                gin = ()
             edges = node.edges
+            g = grads.pop(node, None)
+            if g is None:  # no gradient reached this node: just release what it points to
+                for e in edges:
+                    if e is not None and isinstance(e, Fn):
+                        left = deps[e] - 1
+                        deps[e] = left
+                        if not left:
+                            ready.append(e)
+                continue
+            if g.__class__ is list:
+                g = _raw_tensor(g[0], g[0])
+            if node.freed:
+                raise RuntimeError(_FREED_MSG.format(type(node).__name__))
+            if node.hooks:
+                for h in node.hooks:
+                    r = h(g)
+                    if r is not None:
+                        g = r
+            if node.retained is not None:
+                t = node.retained()
+                if t is not None and inputs is None:
+                    t.grad = g if t.grad is None else t.grad + g
+            if capture is not None and node in capture:
+                capture[node] = g
+            gin = node.backward(node, g)
+            if gin.__class__ is not tuple:
+                gin = (gin,)
+            if _anomaly_hook is not None:
+                _anomaly_hook(node, gin)
+            if not retain_graph:
+                node.saved = None
+                if node.save_output:
+                    node.out_data = None
+                node.freed = True
             meta = node.in_meta
-            for i, e in enumerate(edges):
+            ngin = len(gin)
+            i = -1
+            for e in edges:
+                i += 1
                 if e is None:
                     continue
-                gi = gin[i] if i < len(gin) else None
+                gi = gin[i] if i < ngin else None
                 if gi is not None:
                     shape, dtype = meta[i]
-                    if gi.data.shape != shape:
-                        gi = sum_to_shape(gi, shape)
-                    if gi.data.dtype != dtype:
-                        gi = gi.to(dtype)
-                if not isinstance(e, Function):  # a leaf tensor
-                    if gi is not None:
-                        _accumulate(leaves, e, gi)
-                    continue
-                if gi is not None:
-                    _accumulate(grads, e, gi)
-                left = deps[e] - 1
-                deps[e] = left
-                if left == 0:
-                    ready.append(e)
+                    d = gi.data
+                    if d.shape != shape:
+                        if raw:
+                            gi = _raw_tensor(_sum_to_shape_raw(d, shape), d)
+                        else:
+                            gi = sum_to_shape(gi, shape)
+                        d = gi.data
+                    if d.dtype != dtype:
+                        gi = _raw_tensor(d.astype(dtype), d) if raw else gi.to(dtype)
+                    table = grads if isinstance(e, Fn) else leaves
+                    old = table.get(e)
+                    if old is None:
+                        table[e] = gi
+                    elif not raw:
+                        table[e] = old + gi
+                    elif old.__class__ is list:
+                        old[0] += gi.data
+                    else:
+                        acc = old.data + gi.data
+                        if type(acc) is not type(d):
+                            acc = _by_array_type[type(d)].xp.asarray(acc)
+                        table[e] = [acc]
+                if isinstance(e, Fn):
+                    left = deps[e] - 1
+                    deps[e] = left
+                    if not left:
+                        ready.append(e)
 
         if inputs is not None:
             out = []
             for t in inputs:
                 g = leaves.get(t) if t.grad_fn is None else capture.get(t.grad_fn)
+                if g.__class__ is list:
+                    g = _raw_tensor(g[0], g[0])
                 if g is None and not allow_unused:
                     raise RuntimeError("grad: one of the differentiated tensors (shape "
                                        f"{tuple(t.shape)}) does not appear in the graph of the outputs; "
@@ -385,6 +476,12 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
 
         handed_out = set()  # ids of arrays already stored as some leaf's .grad in this pass
         for leaf, g in leaves.items():
+            if g.__class__ is list:  # an engine-owned sum: may become .grad without a copy
+                handed_out.add(id(g[0]))
+                g = _raw_tensor(g[0], g[0])
+                if not leaf._hooks and leaf.grad is None:
+                    leaf.grad = g
+                    continue
             if leaf._hooks:
                 for h in leaf._hooks:
                     r = h(g)

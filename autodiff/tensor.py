@@ -108,8 +108,7 @@ class Tensor:
             raise TypeError("iteration over a 0-d tensor")
         return (self[i] for i in range(self.data.shape[0]))
 
-    def __hash__(self):
-        return id(self)
+    __hash__ = object.__hash__  # identity (C slot, fast in dicts); __eq__ is elementwise as PyTorch
 
     def __bool__(self):
         if self.data.size != 1:

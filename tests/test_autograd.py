@@ -96,7 +96,7 @@ def test_intermediates_freed_after_backward(device):
     assert refs[0]() is not None  # kept alive as a saved tensor of Sin
     loss.backward()
     assert all(r() is None for r in refs)
-    assert node.saved is None and "out_data" not in node.__dict__
+    assert node.saved is None and node.out_data is None
 
 
 def test_intermediates_kept_with_retain_graph(device):

@@ -5,6 +5,12 @@ Broadcasting in backward is undone by the engine (sum-to-shape), not here. Piece
 by a constant array whose own derivative is itself: their second derivative is zero anyway.
 Subgradients at kinks: relu'(0) = 0, abs'(0) = 0, clamp passes the gradient at the bounds,
 maximum/minimum split the gradient evenly between equal inputs (as PyTorch).
+
+Speed: the engine runs backward formulas under no-grad unless `create_graph=True`; the hot ops then
+take a fast path on raw arrays (`if not _mode.enabled`) and wrap the result once, instead of going
+through Tensor ops. Both paths compute the same formula. Tensor-op-Python-scalar arithmetic uses
+dedicated primitives (`AddScalar`, `MulScalar`, ...) that keep the scalar as a parameter instead of
+building a 0-d tensor for it.
 """
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ import math
 
 import numpy as np
 
-from ..autograd import Function, _new_tensor
+from ..autograd import Function, _mode, _new_tensor, _raw_tensor
 from ..dtypes import result_type, scalar_result_dtype
 from ..tensor import Tensor
 
@@ -133,7 +139,9 @@ class Sub(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return g, (neg(g) if ctx.edges[1] is not None else None)
+        if ctx.edges[1] is None:
+            return g, None
+        return g, (_raw_tensor(-g.data, g.data) if not _mode.enabled else neg(g))
 
 
 class Mul(Function):
@@ -147,6 +155,10 @@ class Mul(Function):
     def backward(ctx, g):
         a, b = ctx.saved_tensors
         e = ctx.edges
+        if not _mode.enabled:
+            gd = g.data
+            return (_raw_tensor(gd * b.data, gd) if e[0] is not None else None,
+                    _raw_tensor(gd * a.data, gd) if e[1] is not None else None)
         return (mul(g, b) if e[0] is not None else None), (mul(g, a) if e[1] is not None else None)
 
 
@@ -161,6 +173,11 @@ class Div(Function):
     def backward(ctx, g):
         a, b = ctx.saved_tensors
         e = ctx.edges
+        if not _mode.enabled:
+            gd, bd = g.data, b.data
+            ga = _raw_tensor(gd / bd, gd) if e[0] is not None else None
+            gb = _raw_tensor(-(gd * a.data) / (bd * bd), gd) if e[1] is not None else None
+            return ga, gb
         ga = div(g, b) if e[0] is not None else None
         gb = neg(div(mul(g, a), mul(b, b))) if e[1] is not None else None
         return ga, gb
@@ -176,10 +193,12 @@ class MulConst(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return MulConst.apply(g, c=ctx.c)
+        return mul_const(g, ctx.c)
 
 
 def mul_const(a, c):
+    if not _mode.enabled:
+        return _raw_tensor(a.data * c, a.data)
     return MulConst.apply(a, c=c)
 
 
@@ -190,7 +209,103 @@ class Neg(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return neg(g)
+        return _raw_tensor(-g.data, g.data) if not _mode.enabled else neg(g)
+
+
+def _same_dtype(r, a):
+    return r if r.dtype == a.dtype else r.astype(a.dtype)
+
+
+class AddScalar(Function):
+    """a + s for a Python scalar s."""
+    display_name = "Add"
+
+    @staticmethod
+    def forward(ctx, a, s):
+        return _same_dtype(a + s, a)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+class SubScalar(AddScalar):
+    """a - s for a Python scalar s."""
+    display_name = "Sub"
+
+    @staticmethod
+    def forward(ctx, a, s):
+        return _same_dtype(a - s, a)
+
+
+class RSubScalar(Function):
+    """s - a for a Python scalar s."""
+    display_name = "Rsub"
+
+    @staticmethod
+    def forward(ctx, a, s):
+        return _same_dtype(s - a, a)
+
+    @staticmethod
+    def backward(ctx, g):
+        return _raw_tensor(-g.data, g.data) if not _mode.enabled else neg(g)
+
+
+class MulScalar(Function):
+    """a * s for a Python scalar s."""
+    display_name = "Mul"
+
+    @staticmethod
+    def forward(ctx, a, s):
+        ctx.s = s
+        return _same_dtype(a * s, a)
+
+    @staticmethod
+    def backward(ctx, g):
+        if not _mode.enabled:
+            return _raw_tensor(_same_dtype(g.data * ctx.s, g.data), g.data)
+        return MulScalar.apply(g, s=ctx.s)
+
+
+class DivScalar(Function):
+    """a / s for a Python scalar s (floating a)."""
+    display_name = "Div"
+
+    @staticmethod
+    def forward(ctx, a, s):
+        ctx.s = s
+        return _same_dtype(a / s, a)
+
+    @staticmethod
+    def backward(ctx, g):
+        if not _mode.enabled:
+            return _raw_tensor(_same_dtype(g.data / ctx.s, g.data), g.data)
+        return DivScalar.apply(g, s=ctx.s)
+
+
+class RDivScalar(Function):
+    """s / a for a Python scalar s (floating a): d/da = -s / a**2."""
+    display_name = "Div"
+    save_inputs = (0,)
+
+    @staticmethod
+    def forward(ctx, a, s):
+        ctx.s = s
+        return _same_dtype(s / a, a)
+
+    @staticmethod
+    def backward(ctx, g):
+        (a,) = ctx.saved_tensors
+        if not _mode.enabled:
+            ad_ = a.data
+            return _raw_tensor(_same_dtype(g.data * (-ctx.s) / (ad_ * ad_), ad_), ad_)
+        return mul(div(g, mul(a, a)), -ctx.s)
+
+
+def _scalar_ok(t, s):
+    """True when `t op s` (s a Python int/float, not bool) keeps t's dtype, so the scalar primitive applies."""
+    k = t.data.dtype.kind
+    return k in "fc" or (k in "iu" and s.__class__ is int)
 
 
 class PowScalar(Function):
@@ -211,6 +326,10 @@ class PowScalar(Function):
             return mul_const(g, 0)
         if e == 1:
             return g
+        if not _mode.enabled:
+            gd, x = g.data, a.data
+            r = gd * (x * 2) if e == 2 else gd * (x ** (e - 1) * e)
+            return _raw_tensor(_same_dtype(r, x), x)
         if e == 2:
             return mul(g, mul(a, 2.0))
         return mul(g, mul(pow(a, e - 1), e))
@@ -259,6 +378,13 @@ class RPowScalar(Function):
 def add(a, b, alpha=1):
     if alpha != 1:
         b = mul(b, alpha)
+    bc = b.__class__
+    if bc is float or bc is int:
+        if isinstance(a, Tensor) and _scalar_ok(a, b):
+            return AddScalar.apply(a, s=b)
+    elif a.__class__ is float or a.__class__ is int:
+        if isinstance(b, Tensor) and _scalar_ok(b, a):
+            return AddScalar.apply(b, s=a)
     a, b = _binary_operands(a, b, "add")
     return Add.apply(a, b) if a.data.shape == b.data.shape else _bcast_apply(Add, a, b, "add")
 
@@ -266,6 +392,13 @@ def add(a, b, alpha=1):
 def sub(a, b, alpha=1):
     if alpha != 1:
         b = mul(b, alpha)
+    bc = b.__class__
+    if bc is float or bc is int:
+        if isinstance(a, Tensor) and _scalar_ok(a, b):
+            return SubScalar.apply(a, s=b)
+    elif a.__class__ is float or a.__class__ is int:
+        if isinstance(b, Tensor) and _scalar_ok(b, a) and b.data.dtype.kind != "b":
+            return RSubScalar.apply(b, s=a)
     a, b = _binary_operands(a, b, "sub")
     return Sub.apply(a, b) if a.data.shape == b.data.shape else _bcast_apply(Sub, a, b, "sub")
 
@@ -275,6 +408,13 @@ def rsub(a, b):
 
 
 def mul(a, b):
+    bc = b.__class__
+    if bc is float or bc is int:
+        if isinstance(a, Tensor) and _scalar_ok(a, b):
+            return MulScalar.apply(a, s=b)
+    elif a.__class__ is float or a.__class__ is int:
+        if isinstance(b, Tensor) and _scalar_ok(b, a):
+            return MulScalar.apply(b, s=a)
     a, b = _binary_operands(a, b, "mul")
     return Mul.apply(a, b) if a.data.shape == b.data.shape else _bcast_apply(Mul, a, b, "mul")
 
@@ -290,6 +430,13 @@ def div(a, b, rounding_mode=None):
         if a0.data.dtype.kind in "iu" and (not isinstance(b, Tensor) or b.data.dtype.kind in "iu"):
             out = out.astype(a0.data.dtype)
         return _new_tensor(out)
+    bc = b.__class__
+    if bc is float or bc is int:
+        if isinstance(a, Tensor) and a.data.dtype.kind in "fc":
+            return DivScalar.apply(a, s=b)
+    elif a.__class__ is float or a.__class__ is int:
+        if isinstance(b, Tensor) and b.data.dtype.kind in "fc":
+            return RDivScalar.apply(b, s=a)
     a, b = _binary_operands(a, b, "div")
     if a.data.dtype.kind not in "fc":
         from ..dtypes import default_float_dtype
@@ -338,12 +485,20 @@ def _xp_of(t):
 
 
 # ----------------------------------------------------------------------------- unary math
-def _unary(name, fwd, bwd, save_inputs=(), save_output=False):
-    """Make a unary primitive from forward(xp, a) and backward(ctx, g) and its public function."""
+def _unary(name, fwd, bwd, raw, save_inputs=(), save_output=False):
+    """Make a unary primitive and its public function from forward(xp, a), backward(ctx, g) (Tensor
+    ops, differentiable) and raw(ctx, g_array) (the same formula on arrays, used under no-grad)."""
+
+    def backward(ctx, g):
+        if not _mode.enabled:
+            gd = g.data
+            return _raw_tensor(raw(ctx, gd), gd)
+        return bwd(ctx, g)
+
     cls = type(name, (Function,), {
         "save_inputs": save_inputs, "save_output": save_output,
         "forward": staticmethod(lambda ctx, a: fwd(ctx.backend.xp, a)),
-        "backward": staticmethod(bwd),
+        "backward": staticmethod(backward),
     })
 
     def op(x):
@@ -357,22 +512,39 @@ def _x(ctx):
     return ctx.saved_tensors[0]
 
 
-Exp, exp = _unary("Exp", lambda xp, a: xp.exp(a), lambda ctx, g: mul(g, ctx.output()), save_output=True)
-Log, log = _unary("Log", lambda xp, a: xp.log(a), lambda ctx, g: div(g, _x(ctx)), save_inputs=(0,))
+def _xd(ctx):
+    return ctx.saved_tensors[0].data
+
+
+Exp, exp = _unary("Exp", lambda xp, a: xp.exp(a), lambda ctx, g: mul(g, ctx.output()),
+                  lambda ctx, g: g * ctx.output_data(), save_output=True)
+Log, log = _unary("Log", lambda xp, a: xp.log(a), lambda ctx, g: div(g, _x(ctx)),
+                  lambda ctx, g: g / _xd(ctx), save_inputs=(0,))
 Log1p, log1p = _unary("Log1p", lambda xp, a: xp.log1p(a), lambda ctx, g: div(g, add(_x(ctx), 1.0)),
-                      save_inputs=(0,))
+                      lambda ctx, g: g / (_xd(ctx) + 1.0), save_inputs=(0,))
 Expm1, expm1 = _unary("Expm1", lambda xp, a: xp.expm1(a), lambda ctx, g: mul(g, add(ctx.output(), 1.0)),
-                      save_output=True)
+                      lambda ctx, g: g * (ctx.output_data() + 1.0), save_output=True)
 Sqrt, sqrt = _unary("Sqrt", lambda xp, a: xp.sqrt(a), lambda ctx, g: div(mul(g, 0.5), ctx.output()),
-                    save_output=True)
+                    lambda ctx, g: (g * 0.5) / ctx.output_data(), save_output=True)
 Rsqrt, rsqrt = _unary("Rsqrt", lambda xp, a: 1 / xp.sqrt(a),
-                      lambda ctx, g: mul(g, mul(pow(ctx.output(), 3), -0.5)), save_output=True)
+                      lambda ctx, g: mul(g, mul(pow(ctx.output(), 3), -0.5)),
+                      lambda ctx, g: g * (ctx.output_data() ** 3 * -0.5), save_output=True)
 Reciprocal, reciprocal = _unary("Reciprocal", lambda xp, a: 1 / a,
-                                lambda ctx, g: neg(mul(g, mul(ctx.output(), ctx.output()))), save_output=True)
-Sin, sin = _unary("Sin", lambda xp, a: xp.sin(a), lambda ctx, g: mul(g, cos(_x(ctx))), save_inputs=(0,))
-Cos, cos = _unary("Cos", lambda xp, a: xp.cos(a), lambda ctx, g: neg(mul(g, sin(_x(ctx)))), save_inputs=(0,))
+                                lambda ctx, g: neg(mul(g, mul(ctx.output(), ctx.output()))),
+                                lambda ctx, g: -(g * (ctx.output_data() * ctx.output_data())), save_output=True)
+Sin, sin = _unary("Sin", lambda xp, a: xp.sin(a), lambda ctx, g: mul(g, cos(_x(ctx))),
+                  lambda ctx, g: g * ctx.backend.xp.cos(_xd(ctx)), save_inputs=(0,))
+Cos, cos = _unary("Cos", lambda xp, a: xp.cos(a), lambda ctx, g: neg(mul(g, sin(_x(ctx)))),
+                  lambda ctx, g: -(g * ctx.backend.xp.sin(_xd(ctx))), save_inputs=(0,))
+
+
+def _tanh_raw(ctx, g):
+    o = ctx.output_data()
+    return g * (1 - o * o)
+
+
 Tanh, tanh = _unary("Tanh", lambda xp, a: xp.tanh(a),
-                    lambda ctx, g: mul(g, rsub(mul(ctx.output(), ctx.output()), 1.0)), save_output=True)
+                    lambda ctx, g: mul(g, rsub(mul(ctx.output(), ctx.output()), 1.0)), _tanh_raw, save_output=True)
 
 
 def _sigmoid_fwd(xp, a):
@@ -381,8 +553,14 @@ def _sigmoid_fwd(xp, a):
     return xp.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype, copy=False)
 
 
+def _sigmoid_raw(ctx, g):
+    o = ctx.output_data()
+    return g * (o * (1 - o))
+
+
 Sigmoid, sigmoid = _unary("Sigmoid", _sigmoid_fwd,
-                          lambda ctx, g: mul(g, mul(ctx.output(), rsub(ctx.output(), 1.0))), save_output=True)
+                          lambda ctx, g: mul(g, mul(ctx.output(), rsub(ctx.output(), 1.0))), _sigmoid_raw,
+                          save_output=True)
 
 
 def square(x):

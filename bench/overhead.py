@@ -1,0 +1,269 @@
+"""Engine overhead on the NumPy backend (issue 2's targets), printed as ratios measured in one run.
+
+(1) forward+backward microseconds per op on chains of small (16,) tensors: a mixed chain
+    (mul by a leaf, add a leaf, tanh), a chain with Python scalars (x * 1.0001 + 0.001), and a
+    no-grad forward chain;
+(2) one training step (forward, backward, SGD update) of the MLP 784-128-64-10 (ReLU, softmax
+    cross-entropy, plain SGD) at batch 128 and 1024, built from raw autodiff ops (`x @ W.T + b`,
+    `relu`, fused softmax-cross-entropy when `autodiff.ops.nn` has it, else log-sum-exp from ops),
+    against a hand-written NumPy forward/backward/update of the same model, interleaved, median
+    of repeats after warm-up.
+
+Targets: <= 6 us per op; engine step <= 1.10x NumPy at batch 128 and <= 1.05x at batch 1024.
+Run: .venv/bin/python -m bench.overhead [--quick] [--repeats N] [--json PATH]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import numpy as np
+
+import autodiff as ad
+
+TARGET_US_PER_OP = 6.0
+TARGET_RATIO = {128: 1.10, 1024: 1.05}
+
+
+# ----------------------------------------------------------------------------- (1) op chains
+def chain_mixed(n_iter):
+    """3 ops per iteration: y = tanh(y * w + b) with leaves w, b (16,)."""
+    x = ad.randn(16)
+    w = ad.tensor(np.full(16, 0.9, np.float32), requires_grad=True)
+    b = ad.tensor(np.full(16, 0.01, np.float32), requires_grad=True)
+    t0 = time.perf_counter()
+    y = x
+    for _ in range(n_iter):
+        y = (y * w + b).tanh()
+    y.sum().backward()
+    return (time.perf_counter() - t0) / (3 * n_iter + 1) * 1e6
+
+
+def chain_scalars(n_iter):
+    """2 ops per iteration: y = y * 1.0001 + 0.001 from a leaf (16,)."""
+    x = ad.randn(16, requires_grad=True)
+    t0 = time.perf_counter()
+    y = x
+    for _ in range(n_iter):
+        y = y * 1.0001 + 0.001
+    y.sum().backward()
+    return (time.perf_counter() - t0) / (2 * n_iter + 1) * 1e6
+
+
+def chain_nograd(n_iter):
+    x = ad.randn(16)
+    w = ad.randn(16)
+    t0 = time.perf_counter()
+    with ad.no_grad():
+        y = x
+        for _ in range(n_iter):
+            y = (y * w + w).tanh()
+    return (time.perf_counter() - t0) / (3 * n_iter) * 1e6
+
+
+def chain_numpy(n_iter):
+    """The same mixed chain's forward and backward written by hand in NumPy (the floor)."""
+    x = np.random.randn(16).astype(np.float32)
+    w = np.full(16, 0.9, np.float32)
+    b = np.full(16, 0.01, np.float32)
+    t0 = time.perf_counter()
+    ys = []
+    y = x
+    for _ in range(n_iter):
+        y = np.tanh(y * w + b)
+        ys.append(y)
+    g = np.ones(16, np.float32)
+    gw = np.zeros(16, np.float32)
+    gb = np.zeros(16, np.float32)
+    for i in range(n_iter - 1, -1, -1):
+        g = g * (1 - ys[i] * ys[i])
+        gb += g
+        gw += g * (ys[i - 1] if i else x)
+        g = g * w
+    return (time.perf_counter() - t0) / (3 * n_iter + 1) * 1e6
+
+
+# ----------------------------------------------------------------------------- (2) MLP step
+SIZES = (784, 128, 64, 10)
+LR = 0.01
+
+
+def init_params(seed=0):
+    rng = np.random.default_rng(seed)
+    ps = []
+    for fan_in, fan_out in zip(SIZES[:-1], SIZES[1:]):
+        bound = 1 / np.sqrt(fan_in)
+        ps.append(rng.uniform(-bound, bound, (fan_out, fan_in)).astype(np.float32))
+        ps.append(rng.uniform(-bound, bound, (fan_out,)).astype(np.float32))
+    return ps
+
+
+def _cross_entropy():
+    try:
+        from autodiff.ops.nn import SoftmaxCrossEntropy
+
+        def ce(logits, target):
+            return SoftmaxCrossEntropy.apply(logits, target=target.data).mean()
+        return ce, "fused SoftmaxCrossEntropy"
+    except ImportError:
+        def ce(logits, target):
+            lse = ad.logsumexp(logits, 1)
+            picked = logits.gather(1, target.unsqueeze(1)).squeeze(1)
+            return (lse - picked).mean()
+        return ce, "logsumexp - gather (composite)"
+
+
+CE, CE_KIND = _cross_entropy()
+
+
+class EngineMLP:
+    def __init__(self, arrays):
+        self.params = [ad.tensor(a.copy(), requires_grad=True) for a in arrays]
+
+    def step(self, x, y):
+        w1, b1, w2, b2, w3, b3 = self.params
+        h = (x @ w1.T + b1).relu()
+        h = (h @ w2.T + b2).relu()
+        loss = CE(h @ w3.T + b3, y)
+        loss.backward()
+        with ad.no_grad():
+            for p in self.params:
+                p.data -= LR * p.grad.data
+                p.grad = None
+        return loss
+
+
+class NumpyMLP:
+    def __init__(self, arrays):
+        self.params = [a.copy() for a in arrays]
+
+    def step(self, x, y):
+        w1, b1, w2, b2, w3, b3 = self.params
+        n = x.shape[0]
+        h1 = x @ w1.T
+        h1 += b1
+        a1 = np.maximum(h1, 0)
+        h2 = a1 @ w2.T
+        h2 += b2
+        a2 = np.maximum(h2, 0)
+        z = a2 @ w3.T
+        z += b3
+        m = z.max(axis=1, keepdims=True)
+        z -= m
+        e = np.exp(z)
+        s = e.sum(axis=1, keepdims=True)
+        rows = np.arange(n)
+        loss = float(np.mean(np.log(s[:, 0]) - z[rows, y]))
+        dz = e / s
+        dz[rows, y] -= 1
+        dz *= 1.0 / n
+        gw3 = dz.T @ a2
+        gb3 = dz.sum(0)
+        d2 = dz @ w3
+        d2 *= h2 > 0
+        gw2 = d2.T @ a1
+        gb2 = d2.sum(0)
+        d1 = d2 @ w2
+        d1 *= h1 > 0
+        gw1 = d1.T @ x
+        gb1 = d1.sum(0)
+        for p, g in zip(self.params, (gw1, gb1, gw2, gb2, gw3, gb3)):
+            p -= LR * g
+        return loss
+
+
+def bench_mlp(batch, repeats, steps_per_sample):
+    rng = np.random.default_rng(1)
+    x_np = rng.standard_normal((batch, SIZES[0])).astype(np.float32)
+    y_np = rng.integers(0, SIZES[-1], batch).astype(np.int64)
+    x, y = ad.tensor(x_np), ad.tensor(y_np)
+    arrays = init_params()
+    eng, ref = EngineMLP(arrays), NumpyMLP(arrays)
+    # correctness: one step each from the same parameters gives the same loss and parameters
+    l_e = float(eng.step(x, y))
+    l_r = ref.step(x_np, y_np)
+    assert abs(l_e - l_r) < 1e-4 * max(1.0, abs(l_r)), (l_e, l_r)
+    for p, q in zip(eng.params, ref.params):
+        np.testing.assert_allclose(p.data, q, rtol=1e-4, atol=1e-6)
+    for _ in range(3):  # warm-up
+        eng.step(x, y)
+        ref.step(x_np, y_np)
+    te, tr = [], []
+    for r in range(repeats):  # interleaved, alternating which goes first
+        order = (("e", eng.step, x, y), ("r", ref.step, x_np, y_np))
+        for name, fn, a, b in (order if r % 2 == 0 else order[::-1]):
+            t0 = time.perf_counter()
+            for _ in range(steps_per_sample):
+                fn(a, b)
+            dt = (time.perf_counter() - t0) / steps_per_sample
+            (te if name == "e" else tr).append(dt)
+    me, mr = statistics.median(te), statistics.median(tr)
+    ratios = sorted(a / b for a, b in zip(te, tr))
+    return me, mr, ratios
+
+
+def machine():
+    model = platform.processor() or "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return model
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
+    ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--json", default=None, help="write the figures to this JSON file")
+    args = ap.parse_args(argv)
+    ad.set_backend("numpy")
+    repeats = args.repeats or (5 if args.quick else 21)
+    n_iter = 300 if args.quick else 2000
+
+    print(f"autodiff overhead benchmark: numpy {np.__version__}, python {platform.python_version()}, "
+          f"CPU {machine()}")
+    out = {"numpy": np.__version__, "python": platform.python_version(), "cpu": machine()}
+
+    for f in (chain_mixed, chain_scalars, chain_nograd, chain_numpy):
+        f(50)  # warm-up
+    res = {}
+    for _ in range(repeats if not args.quick else 3):
+        for f in (chain_mixed, chain_scalars, chain_nograd, chain_numpy):
+            res.setdefault(f.__name__, []).append(f(n_iter))
+    med = {k: statistics.median(v) for k, v in res.items()}
+    print(f"\n(1) chains of (16,) tensors, {n_iter} iterations, median of {len(res['chain_mixed'])}:")
+    print(f"  mixed chain  tanh(y*w+b), fwd+bwd : {med['chain_mixed']:6.2f} us/op   "
+          f"(target <= {TARGET_US_PER_OP} us: {'MET' if med['chain_mixed'] <= TARGET_US_PER_OP else 'NOT MET'})")
+    print(f"  scalar chain y*1.0001+0.001, fwd+bwd: {med['chain_scalars']:6.2f} us/op   "
+          f"(target <= {TARGET_US_PER_OP} us: {'MET' if med['chain_scalars'] <= TARGET_US_PER_OP else 'NOT MET'})")
+    print(f"  mixed chain under no_grad, fwd only : {med['chain_nograd']:6.2f} us/op")
+    print(f"  same chain by hand in NumPy fwd+bwd : {med['chain_numpy']:6.2f} us/op   "
+          f"(engine / NumPy = {med['chain_mixed'] / med['chain_numpy']:.2f}x)")
+    out["chain_us_per_op"] = med
+
+    print(f"\n(2) MLP 784-128-64-10 training step (cross-entropy: {CE_KIND}), median of {repeats}:")
+    out["mlp"] = {}
+    for batch, steps in ((128, 10 if not args.quick else 3), (1024, 3 if not args.quick else 1)):
+        me, mr, ratios = bench_mlp(batch, repeats, steps)
+        ratio = me / mr
+        target = TARGET_RATIO[batch]
+        q1, q3 = ratios[len(ratios) // 4], ratios[(3 * len(ratios)) // 4]
+        print(f"  batch {batch:5d}: engine {me * 1e3:7.3f} ms  numpy {mr * 1e3:7.3f} ms  ratio {ratio:.3f}x "
+              f"(paired ratios IQR {q1:.3f}-{q3:.3f})  target <= {target}x: {'MET' if ratio <= target else 'NOT MET'}")
+        out["mlp"][batch] = {"engine_ms": me * 1e3, "numpy_ms": mr * 1e3, "ratio": ratio, "target": target}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
+    return out
+
+
+if __name__ == "__main__":
+    main()
