@@ -214,18 +214,20 @@ class _MPIGroup:
     def _wait(self, requests, what, timeout=None):
         """Drive MPI progress until `requests` complete; raise DistributedTimeoutError after the timeout.
 
-        Spins on Testall for the first 50 ms (the usual case: the peers are a few ms behind, and
-        MPI's own Wait spins as well), then sleeps between tests so a rank waiting for a slow or
-        dead peer does not hog a shared core."""
+        Polls Testall with sched_yield for the first 50 ms (the usual case: the peers are a few ms
+        behind; yielding lets them run when ranks outnumber cores), then sleeps between tests so a
+        rank waiting for a slow or dead peer does not hog a shared core."""
         Testall = self._mpi.Request.Testall
         if Testall(requests):
             return
         limit = self.timeout_s if timeout is None else _seconds(timeout)
         t0 = time.monotonic()
         spin_until = t0 + min(0.05, limit)
+        yield_ = getattr(os, "sched_yield", None) or (lambda: time.sleep(0))
         while time.monotonic() < spin_until:
             if Testall(requests):
                 return
+            yield_()  # give the core away when ranks outnumber cores
         delay = 5e-5
         while not Testall(requests):
             time.sleep(delay)

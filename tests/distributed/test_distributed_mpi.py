@@ -83,7 +83,7 @@ def test_rank_that_leaves_makes_the_others_time_out(tmp_path):
     assert p.returncode != 0
     assert took < 35
     assert "DistributedTimeoutError" in p.stderr
-    assert re.search(r"all_reduce( \(debug check\))?: rank 0 of 2 waited more than 3 s", p.stderr), p.stderr
+    assert re.search(r"all_reduce( \(debug check\))?: rank 0 of 2 waited more than 1.5 s", p.stderr), p.stderr
 
 
 def test_mismatched_shapes_and_dtypes_raise_on_every_rank(tmp_path):
