@@ -117,10 +117,10 @@ class NumbaBackend(NumpyBackend):
         loss = np.empty(n, dtype=lg.dtype)
         probs = np.empty_like(lg)
         if n * c >= K.PARALLEL_MIN:  # two parallel passes around NumPy's vectorised exp
-            m = lg.max(axis=1)
+            m = np.empty(n, dtype=lg.dtype)
             K.xent_shift_parallel(lg, m, probs)
             np.exp(probs, out=probs)
-            bad = K.xent_finish_parallel(lg, t, m, probs.sum(axis=1), probs, loss)
+            bad = K.xent_finish_parallel(lg, t, m, probs, loss)
         else:  # one serial pass: small problems are dominated by per-call overhead
             bad = K.softmax_xent_serial(lg, t, loss, probs)
         if bad:

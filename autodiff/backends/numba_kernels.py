@@ -132,28 +132,76 @@ def col2im(cols, kh, kw, sh, sw, ph, pw, dh, dw, out):
 
 
 # ----------------------------------------------------------------------------- fused softmax + cross-entropy
+@njit(inline="always")
+def _row_max(row):
+    """max of a 1-D row with 8 independent accumulators (no fastmath needed for ILP / SLP vectorising)."""
+    c = row.shape[0]
+    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = row[0]
+    j = 0
+    while j + 8 <= c:
+        m0 = max(m0, row[j])
+        m1 = max(m1, row[j + 1])
+        m2 = max(m2, row[j + 2])
+        m3 = max(m3, row[j + 3])
+        m4 = max(m4, row[j + 4])
+        m5 = max(m5, row[j + 5])
+        m6 = max(m6, row[j + 6])
+        m7 = max(m7, row[j + 7])
+        j += 8
+    while j < c:
+        m0 = max(m0, row[j])
+        j += 1
+    return max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7)))
+
+
+@njit(inline="always")
+def _row_sum(row):
+    """float64 sum of a 1-D row with 8 independent accumulators."""
+    c = row.shape[0]
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    j = 0
+    while j + 8 <= c:
+        s0 += row[j]
+        s1 += row[j + 1]
+        s2 += row[j + 2]
+        s3 += row[j + 3]
+        s4 += row[j + 4]
+        s5 += row[j + 5]
+        s6 += row[j + 6]
+        s7 += row[j + 7]
+        j += 8
+    while j < c:
+        s0 += row[j]
+        j += 1
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+
+
 @njit(**_PAR)
 def xent_shift_parallel(logits, m, z):
-    """Large-input path: z = logits - m[:, None] (m is the row max, from NumPy's SIMD max). NumPy's
-    vectorised exp then runs in place on z: numba's scalar libm exp is several times slower, and
-    without fastmath numba cannot vectorise the max and sum reductions either, so those stay NumPy's."""
+    """Large-input path, pass 1: m = row max, z = logits - m[:, None]. NumPy's vectorised exp then runs
+    in place on z (numba's scalar libm exp is several times slower than NumPy's SIMD exp)."""
     n, c = logits.shape
     for r in prange(n):
-        mr = m[r]
+        row = logits[r]
+        zr = z[r]
+        mr = _row_max(row)
+        m[r] = mr
         for j in range(c):
-            z[r, j] = logits[r, j] - mr
+            zr[j] = row[j] - mr
 
 
 @njit(**_PAR)
-def xent_finish_parallel(logits, target, m, s, probs, loss):
-    """Large-input path, last pass: probs holds exp(z) with row sums s; normalise in place and write
-    the loss; returns the number of targets outside [-C, C)."""
+def xent_finish_parallel(logits, target, m, probs, loss):
+    """Large-input path, pass 2: probs holds exp(z); normalise each row in place (its float64 sum is
+    taken while the row is in cache) and write the loss; returns the number of targets outside [-C, C)."""
     n, c = logits.shape
     bad = 0
     for r in prange(n):
-        inv = 1 / s[r]
+        pr = probs[r]
+        s = _row_sum(pr)
+        inv = 1 / s
         for j in range(c):
-            probs[r, j] = probs[r, j] * inv
+            pr[j] = pr[j] * inv
         t = target[r]
         if t < 0:
             t += c
@@ -161,7 +209,7 @@ def xent_finish_parallel(logits, target, m, s, probs, loss):
             bad += 1
             loss[r] = np.nan
         else:
-            loss[r] = math.log(s[r]) - (logits[r, t] - m[r])
+            loss[r] = math.log(s) - (logits[r, t] - m[r])
     return bad
 
 
