@@ -24,12 +24,12 @@ def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite=False, foreach=Non
     xp = backend_of(tensors[0].data).xp
     if math.isinf(norm_type):
         norms = [xp.abs(t.data).max() for t in tensors if t.data.size]
-        total = xp.max(xp.stack(norms)) if norms else xp.asarray(0.0, dtype=tensors[0].dtype)
+        total = xp.stack(norms).max() if norms else xp.asarray(0.0, dtype=tensors[0].dtype)
     else:
         parts = [(xp.abs(t.data.astype(xp.float64 if t.dtype == xp.float64 else xp.float32)) ** norm_type).sum()
                  for t in tensors]
         total = xp.sum(xp.stack(parts)) ** (1.0 / norm_type)
-    total = total.astype(tensors[0].dtype)
+    total = xp.asarray(total, dtype=tensors[0].dtype)
     if error_if_nonfinite and not bool(xp.isfinite(total)):
         raise RuntimeError(f"The total norm of order {norm_type} for gradients from `parameters` is non-finite, so "
                            "it cannot be clipped. To disable this error and scale the gradients by the non-finite "
