@@ -130,6 +130,33 @@ def check_ddp(rank, n, bucket_cap_mb):
     return ddp
 
 
+def check_nn_mlp(rank, n):
+    """nn.Sequential(Linear, ReLU, Linear) + nn.CrossEntropyLoss + SGD(momentum, weight_decay)."""
+    import nn
+
+    def make(seed):
+        ad.manual_seed(seed)
+        return nn.Sequential(nn.Linear(D_IN, D_HID), nn.ReLU(), nn.Linear(D_HID, D_OUT))
+
+    def batches(s):
+        rng = np.random.default_rng(50 + s)
+        return rng.standard_normal((n * B, D_IN)), rng.integers(0, D_OUT, n * B)
+
+    ref = make(0)
+    m = make(0 if rank == 0 else 100 + rank)
+    ddp = DDP(m)
+    loss_fn = nn.CrossEntropyLoss()
+    opts = [optim.SGD(mod.parameters(), lr=0.2, momentum=0.9, weight_decay=1e-3) for mod in (ddp, ref)]
+    for s in range(STEPS):
+        x, y = batches(s)
+        for mod, opt, sl in ((ddp, opts[0], slice(rank * B, (rank + 1) * B)), (ref, opts[1], slice(None))):
+            opt.zero_grad()
+            loss_fn(mod(ad.tensor(x[sl])), ad.tensor(y[sl])).backward()
+            opt.step()
+    d = max_diff(m, ref)
+    assert d < 1e-6, f"DDP nn.Sequential MLP differs from single-process training by {d}"
+
+
 def check_no_sync(rank, n, micro=2):
     m = MLP(seed=0) if rank == 0 else MLP(seed=rank + 7)
     ddp = DDP(m)
@@ -184,16 +211,27 @@ def check_buffers(rank, n):
     with ad.no_grad():  # eval forward under no_grad: no communication (safe on one rank only)
         if rank == 0:
             ddp(ad.tensor(np.zeros((2, D_IN))))
-    try:
-        from nn.modules.batchnorm import BatchNorm1d  # noqa: F401
-    except ImportError:
-        BatchNorm1d = None
+    import nn
+    BatchNorm1d = getattr(nn, "BatchNorm1d", None)
     if BatchNorm1d is not None:
         bn = BatchNorm1d(D_IN)
         bn.running_mean.data[...] = rank
         bn.running_var.data[...] = rank + 1
-        DDP(bn)
+        bn.num_batches_tracked.data[...] = 5 * rank
+        net = DDP(bn)
         assert np.all(bn.running_mean.data == 0) and np.all(bn.running_var.data == 1), "BatchNorm1d buffers"
+        assert int(bn.num_batches_tracked.data) == 0
+        prev = None
+        for s in range(2):  # training forwards: each starts from rank 0's statistics
+            bn.running_mean.data[...] += rank  # a drift on the other ranks, undone by the broadcast
+            x, _ = data(s, n)
+            net(ad.tensor(x[rank * B:(rank + 1) * B]))
+            mine = x[rank * B:(rank + 1) * B].mean(0)
+            want = 0.1 * mine if prev is None else 0.9 * prev + 0.1 * mine
+            assert np.allclose(bn.running_mean.data, want), "BatchNorm1d running_mean after a DDP forward"
+            got = [ad.zeros(D_IN, dtype=ad.float64) for _ in range(n)]
+            dist.all_gather(got, ad.tensor(bn.running_mean.data.copy()))
+            prev = got[0].data.copy()  # rank 0's statistics: what every rank starts the next forward from
     return "ok" if BatchNorm1d is not None else "ok (custom buffer; nn.BatchNorm1d not available)"
 
 
@@ -235,6 +273,7 @@ def correctness(out):
         holder["ddp"] = check_ddp(rank, n, 25)
     run("ddp", ddp_default)
     run("ddp_small_buckets", check_ddp, rank, n, 1e-4)
+    run("ddp_nn_mlp", check_nn_mlp, rank, n)
     run("no_sync", check_no_sync, rank, n)
     run("buffers", check_buffers, rank, n)
     run("state_dict", lambda: check_state_dict(holder["ddp"]))
