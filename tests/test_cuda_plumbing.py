@@ -431,3 +431,27 @@ def test_gpu_check_dry_run_reports_no_gpu(tmp_path):
     summary = json.loads((tmp_path / "gpu_check.json").read_text())
     assert summary["dry_run"] is True
     assert (tmp_path / "gpu_check.md").exists()
+
+
+def test_plumbing_module_and_optimizer_state_follow_to(fake_cuda):
+    """Module.to('cuda') moves parameters in place; optimizer state created on the CPU follows them at the
+    next step; the step runs on the device backend's sgd_step_ slot."""
+    nn = pytest.importorskip("nn")
+    optim = pytest.importorskip("optim")
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2))
+    params = list(model.parameters())
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(autodiff.randn(3, 4)).sum().backward()
+    opt.step()  # momentum buffers created on the CPU
+    assert model.to("cuda") is model
+    assert [id(p) for p in model.parameters()] == [id(p) for p in params]  # same objects, new arrays
+    assert all(p.device == "cuda:0" and type(p.data) is FakeGpuArray for p in model.parameters())
+    opt.zero_grad()
+    model(autodiff.randn(3, 4, device="cuda")).sum().backward()
+    assert all(p.grad.device == "cuda:0" for p in model.parameters())
+    opt.step()
+    for st in opt.state.values():
+        assert type(st["momentum_buffer"].data) is FakeGpuArray
+    assert all(type(p.data) is FakeGpuArray for p in model.parameters())
+    model.cpu()
+    assert all(p.device == "cpu" for p in model.parameters())
