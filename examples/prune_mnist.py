@@ -75,12 +75,17 @@ def main(argv=None):
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--hidden", default="300,100", help="hidden layer widths (LeNet-300-100 by default)")
     args = ap.parse_args(argv)
 
     ad.manual_seed(args.seed)
     xtr, ytr, xte, yte = load_mnist(args.data, args.limit, args.limit_test)
     loader = DataLoader(TensorDataset(xtr, ytr), batch_size=args.batch_size, shuffle=True, seed=args.seed)
-    model = nn.Sequential(nn.Linear(784, 300), nn.ReLU(), nn.Linear(300, 100), nn.ReLU(), nn.Linear(100, 10))
+    widths = [784] + [int(w) for w in args.hidden.split(",")] + [10]
+    layers = []
+    for a, b in zip(widths[:-1], widths[1:]):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    model = nn.Sequential(*layers[:-1])
     t0 = time.perf_counter()
     train(model, loader, optim.Adam(model.parameters(), lr=args.lr), args.epochs)
     dense = accuracy(model, xte, yte)
