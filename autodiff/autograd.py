@@ -162,9 +162,9 @@ class Function:
                 ctx.in_meta = [(a.shape, a.dtype) for a in arrays]
                 si = cls.save_inputs
                 if si:
-                    saved = inputs if si is True else tuple(inputs[i] for i in si)
+                    saved = inputs if si is True else [inputs[i] for i in si]
                     ctx.saved = saved
-                    ctx.saved_versions = tuple(t._vc[0] for t in saved)
+                    ctx.saved_versions = [t._vc[0] for t in saved]
                 if cls.save_output:
                     ctx.out_data = out_arr
                     ctx.out_vc = out._vc
@@ -318,12 +318,13 @@ def _accumulate(table, key, g):
 
 
 def _sum_to_shape_raw(a, shape):
-    """Sum array `a` down to `shape` (undo broadcasting) without recording anything."""
+    """Sum array `a` down to `shape` (undo broadcasting) without recording anything. The result
+    is a fresh array (not a view), so it can become a leaf's .grad without a copy."""
     lead = a.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 and a.shape[lead + i] != 1)
-    r = a.sum(axis=axes, keepdims=True) if axes else a
-    if lead:
-        r = r.reshape(shape)
+    r = a.sum(axis=tuple(range(lead))) if lead else a
+    axes = tuple(i for i, s in enumerate(shape) if s == 1 and r.shape[i] != 1)
+    if axes:
+        r = r.sum(axis=axes, keepdims=True)
     return r
 
 

@@ -110,7 +110,11 @@ class Cast(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return cast(g, ctx.in_dtype) if ctx.in_dtype.kind in "fc" else None
+        if ctx.in_dtype.kind not in "fc":
+            return None
+        if not _mode.enabled:
+            return _raw_tensor(g.data.astype(ctx.in_dtype), g.data)
+        return cast(g, ctx.in_dtype)
 
 
 def cast(x, dtype):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Function, _new_tensor
+from ..autograd import Function, _mode, _new_tensor, _raw_tensor
 from ..tensor import Tensor, _wrap_dim
 
 
@@ -97,7 +97,17 @@ class GetItem(Function):
 
     @staticmethod
     def backward(ctx, g):
+        if not _mode.enabled:
+            return _raw_tensor(_index_put_raw(ctx.backend, g.data, ctx.key, ctx.in_shape, ctx.advanced), g.data)
         return IndexPut.apply(g, key=ctx.key, shape=ctx.in_shape, accumulate=ctx.advanced)
+
+
+def _index_put_raw(backend, g, key, shape, accumulate):
+    if accumulate:
+        return backend.index_add(shape, g.dtype, key, g)
+    out = backend.xp.zeros(shape, dtype=g.dtype)
+    out[key] = g
+    return out
 
 
 class _GetItemView(GetItem):
@@ -110,11 +120,7 @@ class IndexPut(Function):
     @staticmethod
     def forward(ctx, g, key, shape, accumulate):
         ctx.key, ctx.accumulate = key, accumulate
-        if accumulate:
-            return ctx.backend.index_add(shape, g.dtype, key, g)
-        out = ctx.backend.xp.zeros(shape, dtype=g.dtype)
-        out[key] = g
-        return out
+        return _index_put_raw(ctx.backend, g, key, shape, accumulate)
 
     @staticmethod
     def backward(ctx, g):

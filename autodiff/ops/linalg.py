@@ -4,7 +4,7 @@ from __future__ import annotations
 import string
 
 from .. import amp as _amp
-from ..autograd import Function
+from ..autograd import Function, _mode, _raw_tensor
 from ..tensor import Tensor
 
 
@@ -20,6 +20,16 @@ class MatMul(Function):
         a, b = ctx.saved_tensors
         e = ctx.edges
         a_nd, b_nd = a.data.ndim, b.data.ndim
+        if a_nd >= 2 and b_nd >= 2 and not _mode.enabled:  # raw fast path (no graph of the backward)
+            gd = g.data
+            ga = gb = None
+            if e[0] is not None:
+                bd = b.data
+                ga = _raw_tensor(gd @ (bd.T if b_nd == 2 else bd.swapaxes(-1, -2)), gd)
+            if e[1] is not None:
+                ad_ = a.data
+                gb = _raw_tensor((ad_.T if a_nd == 2 else ad_.swapaxes(-1, -2)) @ gd, gd)
+            return ga, gb
         if a_nd == 1 and b_nd == 1:  # dot product: g is 0-d
             from .elementwise import mul
             return (mul(g, b) if e[0] is not None else None), (mul(g, a) if e[1] is not None else None)

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ..autograd import Function, _new_tensor
+from ..autograd import Function, _mode, _new_tensor, _raw_tensor
 from ..tensor import Tensor
 from .elementwise import _float_input, _xp_of, add, cast, div, exp, log, mul, mul_const, pow, sqrt, sub, abs
 
@@ -107,6 +107,11 @@ class Sum(Function):
 
     @staticmethod
     def backward(ctx, g):
+        if not _mode.enabled:
+            gd = g.data
+            if not ctx.keepdim and ctx.axes:
+                gd = gd.reshape(_keepdim_shape(ctx.in_shape, ctx.axes))
+            return _raw_tensor(ctx.backend.xp.broadcast_to(gd, ctx.in_shape), g.data)
         if not ctx.keepdim and ctx.axes:
             g = g.reshape(_keepdim_shape(ctx.in_shape, ctx.axes))
         return Expand.apply(g, shape=ctx.in_shape)

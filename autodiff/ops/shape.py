@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Function
+from ..autograd import Function, _mode, _raw_tensor
 from ..tensor import Tensor, _wrap_dim
 from .reduction import broadcast_to  # noqa: F401  (re-exported)
 
@@ -28,6 +28,8 @@ class Reshape(Function):
 
     @staticmethod
     def backward(ctx, g):
+        if not _mode.enabled:
+            return _raw_tensor(g.data.reshape(ctx.in_shape), g.data)
         return Reshape.apply(g, shape=ctx.in_shape)
 
 
@@ -113,7 +115,10 @@ class Permute(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return Permute.apply(g, dims=tuple(np.argsort(ctx.dims)))
+        inv = tuple(np.argsort(ctx.dims).tolist())
+        if not _mode.enabled:
+            return _raw_tensor(g.data.transpose(inv), g.data)
+        return Permute.apply(g, dims=inv)
 
 
 def permute(x, *dims):
