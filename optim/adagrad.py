@@ -68,8 +68,8 @@ class Adagrad(Optimizer):
                     s += g * g
                     std = xp.sqrt(s)
                     std += eps
-                    t = g / std
-                    t *= clr
+                    t = clr * g  # PyTorch's addcdiv order: p + (value * g) / std
+                    t /= std
                     pa -= t
                     p._vc[0] += 1
         return loss
