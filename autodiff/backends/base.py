@@ -215,7 +215,8 @@ class Backend:
             cols = self.im2col(x, kh, kw, stride, padding, dilation)
         if groups == 1:
             cols = cols.reshape(n, cg * kh * kw, L)
-            gw = xp.tensordot(g.reshape(n, o, L), cols, axes=([0, 2], [0, 2]))
+            # N small GEMMs and a sum beat one tensordot here (no transposed copies of cols)
+            gw = xp.matmul(g.reshape(n, o, L), cols.transpose(0, 2, 1)).sum(axis=0)
         else:
             og = o // groups
             cols = cols.reshape(n, groups, cg * kh * kw, L).transpose(1, 0, 3, 2).reshape(groups, n * L, -1)
@@ -264,7 +265,13 @@ class Backend:
                 m01 = xp.maximum(a, b2)
                 m23 = xp.maximum(c2, d2)
                 out = xp.maximum(m01, m23)
-                k = xp.where(m23 > m01, xp.where(d2 > c2, 3, 2), xp.where(b2 > a, 1, 0))
+                # local argmax 0..3 (first maximum wins) in uint8, then flat index = window corner + offset
+                top = (b2 > a).astype(xp.uint8)
+                bot = (d2 > c2).astype(xp.uint8) + xp.uint8(2)
+                k = xp.where(m23 > m01, bot, top)
+                off = xp.asarray([0, 1, w, w + 1], dtype=xp.int64)
+                corner = (xp.arange(oh, dtype=xp.int64) * (2 * w)).reshape(oh, 1) + xp.arange(ow, dtype=xp.int64) * 2
+                return out, off[k] + corner
             else:
                 win = xr.transpose(0, 1, 2, 4, 3, 5).reshape(n, c, oh, ow, kh * kw)
                 k = win.argmax(axis=-1)
