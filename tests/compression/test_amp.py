@@ -221,3 +221,39 @@ def test_mlp_under_autocast_matches_float32_accuracy():
     acc16 = _train_mlp(True)
     assert acc32 > 85
     assert abs(acc32 - acc16) <= 0.5, (acc32, acc16)
+
+
+def test_nn_training_with_autocast_and_scaler_skips_overflow():
+    import nn
+    import optim
+    ad.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 4))
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    x, y = _blobs(64, 3)
+    scaler = amp.GradScaler("cpu", init_scale=2.0 ** 40, growth_interval=1000)  # float16 grads overflow
+    before = [to_numpy(p).copy() for p in model.parameters()]
+    with amp.autocast("cpu", dtype=ad.float16):
+        out = model(x)
+        assert out.dtype == np.float16
+        loss = nn.functional.cross_entropy(out, y)
+        assert loss.dtype == np.float32
+    with np.errstate(all="ignore"):  # the overflow is the point of this step
+        scaler.scale(loss).backward()
+    assert model[0].weight.grad.dtype == np.float32
+    assert scaler.step(opt) is None  # inf/NaN in the float16 backward: skipped
+    scaler.update()
+    assert scaler.get_scale() == 2.0 ** 39
+    for a, p in zip(before, model.parameters()):
+        np.testing.assert_array_equal(a, to_numpy(p))
+    scaler.update(2.0 ** 8)
+    losses = []
+    for _ in range(30):
+        opt.zero_grad()
+        with amp.autocast("cpu", dtype=ad.float16):
+            loss = nn.functional.cross_entropy(model(x), y)
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)  # e.g. for clipping: grads are now unscaled
+        scaler.step(opt)
+        scaler.update()
+        losses.append(float(loss.item()))
+    assert losses[-1] < 0.5 * losses[0]

@@ -134,3 +134,23 @@ def test_checkpoint_sequential_and_errors():
     z._vc[0] += 1
     with pytest.raises(RuntimeError, match="modified in place"):
         out.sum().backward()
+
+
+def test_checkpoint_nn_sequential_with_dropout_matches_plain():
+    import nn
+    ad.manual_seed(0)
+    seg = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 6))
+    head = nn.Linear(6, 2)
+    x = ad.randn(8, 6, requires_grad=True)
+    ad.manual_seed(5)
+    head(checkpoint(seg, x)).sum().backward()
+    got = [to_numpy(p.grad).copy() for p in list(seg.parameters()) + list(head.parameters())] + [to_numpy(x.grad)]
+    seg.zero_grad()
+    head.zero_grad()
+    x.grad = None
+    ad.manual_seed(5)
+    head(seg(x)).sum().backward()
+    ref = [to_numpy(p.grad) for p in list(seg.parameters()) + list(head.parameters())] + [to_numpy(x.grad)]
+    for a, b in zip(got, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert checkpoint_sequential(seg, 2, x).shape == (8, 6)
