@@ -8,7 +8,6 @@ import pytest
 
 import autodiff
 import nn
-import nn.functional as F
 from nn import init
 from nn.utils import clip_grad_norm_, clip_grad_value_, parameters_to_vector, vector_to_parameters
 
