@@ -90,13 +90,15 @@ class Tensor:
 
     @property
     def T(self):
-        from .ops import shape as _s
-        return _s.permute(self, tuple(range(self.data.ndim - 1, -1, -1)))
+        """All dimensions reversed (a view), as PyTorch's deprecated-for-ndim>2 `.T`."""
+        nd = self.data.ndim
+        if nd < 2:
+            return self
+        return _shape_ops.permute(self, (1, 0) if nd == 2 else tuple(range(nd - 1, -1, -1)))
 
     @property
     def mT(self):
-        from .ops import shape as _s
-        return _s.transpose(self, -2, -1)
+        return _shape_ops.transpose(self, -2, -1)
 
     def __len__(self):
         if self.data.ndim == 0:
@@ -303,8 +305,13 @@ autograd._Tensor = Tensor
 
 
 # ----------------------------------------------------------------------------- methods from the ops
+_shape_ops = None  # autodiff.ops.shape, set by _install_methods (import cycle)
+
+
 def _install_methods():
+    global _shape_ops
     from .ops import elementwise as E, indexing as I, inplace as P, linalg as L, reduction as R, shape as S
+    _shape_ops = S
 
     T = Tensor
     # operators
@@ -410,8 +417,22 @@ def _install_methods():
     T.reshape_as = lambda self, other: S.reshape(self, other.shape)
     T.leaky_relu = E.leaky_relu
     T.softplus = E.softplus
-    T.masked_fill_ = lambda self, mask, value: self.copy_(I.masked_fill(self, mask, value)) if not (
-        self.requires_grad and self.grad_fn is None) else P.check_leaf(self, "masked_fill_")
+
+    def masked_fill_(self, mask, value):
+        """In place: self[mask] = value (mask broadcast to self's shape), with autograd."""
+        m = mask.data if isinstance(mask, Tensor) else mask
+        if getattr(m, "dtype", None) != np.bool_:
+            raise RuntimeError(f"masked_fill_: mask must be a bool tensor, got {getattr(m, 'dtype', type(m))}")
+
+        def fast():
+            xp = _by_array_type[type(self.data)].xp
+            v = value.data if isinstance(value, Tensor) else value
+            self.data[...] = xp.where(m, xp.asarray(v, dtype=self.data.dtype), self.data)
+
+        return P.apply_inplace(self, lambda old: I.masked_fill(old, mask, value), "masked_fill_", fast=fast,
+                               others=(value,) if isinstance(value, Tensor) else ())
+
+    T.masked_fill_ = masked_fill_
 
 
 def _const(like, v):

@@ -276,6 +276,30 @@ def clamp_samples(rng, dtype):
     yield Sample((x[:0],), {"min": 0.0}, desc="empty")
 
 
+def _np_getitem_torch(x, key):
+    """NumPy indexing with PyTorch's rule for integers mixed with index arrays (see
+    autodiff.ops.indexing.getitem): the integers select first."""
+    key = key if isinstance(key, tuple) else (key,)
+    has_array = any(isinstance(k, (np.ndarray, list)) for k in key)
+    if not has_array or not any(isinstance(k, (int, np.integer)) and not isinstance(k, bool) for k in key):
+        return np.asarray(x[key])
+    basic, rest = [], []
+    for k in key:
+        if isinstance(k, (int, np.integer)):
+            basic.append(k)
+        elif k is None or isinstance(k, slice):
+            basic.append(k)
+            rest.append(slice(None))
+        elif k is Ellipsis:
+            basic.append(k)
+            rest.append(k)
+        else:
+            k = np.asarray(k)
+            basic.extend([slice(None)] * (k.ndim if k.dtype == np.bool_ else 1))
+            rest.append(k)
+    return np.asarray(x[tuple(basic)][tuple(rest)])
+
+
 def getitem_samples(rng, dtype):
     x = _unif(rng, (4, 3, 5), dtype)
     keys = [
@@ -286,6 +310,8 @@ def getitem_samples(rng, dtype):
         (np.array([0, 3]), np.array([1, 1])), (np.array([0, 3]), slice(None), np.array([4, 4])),
         (np.array([True, False, True, True]),), (slice(None), np.array([False, True, True])),
         (x[..., 0] > 0,), (x > 0,), (1, np.array([2, 2, 0])), (Ellipsis, np.array([1, 1])),
+        (0, slice(None), np.array([1, 1, 4])), (None, 1, None, np.array([0, 2]), None),
+        (np.array([0, 2]), 1, slice(None, 3)),
         (slice(5, 10),), (np.array([], dtype=np.int64),), (None, Ellipsis, None),
         (np.array(2),), (np.int64(1), slice(None)),
     ]
@@ -534,7 +560,7 @@ OPS: list[OpInfo] = [
     _O("chunk", lambda x, **kw: x.chunk(kw["chunks"], kw.get("dim", 0)),
        lambda x, chunks, dim=0: _np_chunk(x, chunks, dim),
        _shape_samples([((5, 2), {"chunks": 2}), ((2, 6), {"chunks": 3, "dim": 1}), ((3,), {"chunks": 5})])),
-    _O("getitem", lambda x, key: x[key], lambda x, key: np.asarray(x[key]), getitem_samples),
+    _O("getitem", lambda x, key: x[key], _np_getitem_torch, getitem_samples),
     _O("getitem_tensor_index", lambda x, key: x[ad.tensor(key)], lambda x, key: x[key],
        lambda rng, dt: (Sample((_unif(rng, (4, 3), dt),), {"key": k}) for k in
                         (np.array([3, 0, 3, 3]), np.array([[1, 2], [0, 0]]), np.array([True, False, True, False])))),

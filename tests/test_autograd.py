@@ -432,6 +432,14 @@ def test_masked_fill_inplace(device):
     np.testing.assert_allclose(to_numpy(w.grad), [1.0, 0.0, 1.0])
     with pytest.raises(RuntimeError, match="masked_fill_.*leaf"):
         w.masked_fill_(w > 0, 0.0)
+    with ad.no_grad():
+        assert w.masked_fill_(w > 2, 0.0) is w
+    np.testing.assert_allclose(to_numpy(w.detach()), [1.0, -2.0, 0.0])
+    z = ad.zeros(2, 3, device=device)
+    z.masked_fill_(ad.tensor([True, False, True], device=device), ad.tensor(5.0, device=device))
+    np.testing.assert_allclose(to_numpy(z), [[5, 0, 5], [5, 0, 5]])
+    with pytest.raises(RuntimeError, match="masked_fill_: mask must be a bool tensor"):
+        z.masked_fill_(z, 1.0)
 
 
 def test_inplace_int_tensor_rejects_float_result(device):

@@ -314,3 +314,12 @@ def test_int_tensor_ops_keep_int(device):
 
 def test_sample_dataclass_defaults():
     assert Sample((1,)).kwargs == {} and Sample((1,)).diff is None
+
+
+def test_getitem_int_with_index_array_follows_pytorch(device):
+    x = ad.zeros(3, 4, 5, device=device)
+    assert x[0, :, [1, 2]].shape == (4, 2)             # NumPy would give (2, 4)
+    assert x[None, 1, None, [0, 2], None].shape == (1, 1, 2, 1, 5)
+    assert x[[0, 2], 1, :3].shape == (2, 3)
+    assert x[[0, 2], :, [1, 1]].shape == (2, 4)        # two separated arrays: moved first, as NumPy
+    assert x[1, [2, 2, 0]].shape == (3, 5)

@@ -128,10 +128,32 @@ class IndexPut(Function):
 
 
 def getitem(x, key):
+    """`x[key]`. Basic keys (ints, slices, None, ...) give a view; integer arrays and boolean masks
+    copy, and their backward scatters with accumulation of repeated indices.
+
+    Differs from NumPy as PyTorch does: integers in a key that also holds index arrays are applied
+    first (as `select`), so they never count as advanced indices. `x[0, :, [1, 2]]` on a (3, 4, 5)
+    tensor has shape (4, 2) (NumPy: (2, 4), the advanced axes moved to the front)."""
     key, advanced = _normalize_key(x, key)
-    if advanced:
-        return GetItem.apply(x, key=key, advanced=True)
-    return _GetItemView.apply(x, key=key, advanced=False)
+    if not advanced:
+        return _GetItemView.apply(x, key=key, advanced=False)
+    if any(type(k) is int for k in key):
+        basic, rest = [], []
+        for k in key:
+            if type(k) is int:
+                basic.append(k)
+            elif k is None or isinstance(k, (slice, bool)):
+                basic.append(k)
+                rest.append(slice(None))
+            elif k is Ellipsis:
+                basic.append(k)
+                rest.append(k)
+            else:  # an index array: a full slice in the first step, the array in the second
+                basic.extend([slice(None)] * (k.ndim if k.dtype == np.bool_ else 1))
+                rest.append(k)
+        x = _GetItemView.apply(x, key=tuple(basic), advanced=False)
+        key = tuple(rest)
+    return GetItem.apply(x, key=key, advanced=True)
 
 
 class SetItem(Function):
