@@ -266,7 +266,7 @@ class _MPIGroup:
     def _host_buffer(self, a, reduce=False):
         """(buffer to hand to MPI, function copying the buffer back into `a` or None)."""
         if _is_cupy(a):
-            if self.cuda_aware and a.flags.c_contiguous and not (reduce and a.dtype.kind in "b"):
+            if self.cuda_aware and a.flags.c_contiguous and not (reduce and a.dtype in (np.float16, np.bool_)):
                 import cupy
                 cupy.cuda.get_current_stream().synchronize()
                 return a, None
@@ -402,10 +402,11 @@ class _NCCLGroup(_MPIGroup):
         n = self._nccl
         table = {"float64": "NCCL_FLOAT64", "float32": "NCCL_FLOAT32", "float16": "NCCL_FLOAT16",
                  "int64": "NCCL_INT64", "int32": "NCCL_INT32", "int8": "NCCL_INT8", "uint8": "NCCL_UINT8",
-                 "uint32": "NCCL_UINT32", "uint64": "NCCL_UINT64", "bool": "NCCL_UINT8"}
+                 "uint32": "NCCL_UINT32", "uint64": "NCCL_UINT64"}
         name = table.get(str(dtype))
         if name is None or not hasattr(n, name):
-            raise TypeError(f"nccl: unsupported dtype {dtype}")
+            raise TypeError(f"nccl: unsupported dtype {dtype} (NCCL takes float16/32/64, int8/32/64, "
+                            "uint8/32/64)")
         return getattr(n, name)
 
     def _contig(self, a):

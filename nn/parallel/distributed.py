@@ -246,7 +246,7 @@ class DistributedDataParallel(Module):
             self._launch(bs[self._next_launch])
             self._next_launch += 1
 
-    def _finalize(self):
+    def _finalize(self, assign=True):
         if not self._pass_active:
             return
         try:
@@ -270,7 +270,7 @@ class DistributedDataParallel(Module):
             for b in self._buckets:
                 flat = b.flat
                 for p, off in zip(b.params, b.offsets):
-                    if id(p) in unused_everywhere:
+                    if not assign or id(p) in unused_everywhere:
                         continue
                     n = p.data.size
                     p.grad = _new_tensor(flat[off:off + n].reshape(p.data.shape))
@@ -280,9 +280,10 @@ class DistributedDataParallel(Module):
             self._pass_active = False
 
     def _abandon_pass(self):
-        """Drop a reduction the engine never finished; all ranks must agree, so finish it instead."""
+        """A pass whose end the engine never signalled (an `autodiff.grad` call, or a backward that
+        raised): complete its collectives, so that the ranks stay in step, but leave `.grad` alone."""
         autograd._queued_callbacks[:] = [c for c in autograd._queued_callbacks if c != self._finalize]
-        self._finalize()
+        self._finalize(assign=False)
 
     # ------------------------------------------------------------------ misc
     def extra_repr(self):

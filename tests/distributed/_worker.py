@@ -252,6 +252,24 @@ def check_unused(rank, n):
     assert all(p.grad is not None for name, p in m.named_parameters() if name != "extra")
 
 
+def check_grad_api(rank, n):
+    """autodiff.grad through a DDP model returns local gradients and leaves .grad alone; the next
+    forward/backward still averages correctly (the ranks stay in step)."""
+    m = MLP(seed=0)
+    ddp = DDP(m)
+    x, y = data(0, n)
+    sl = slice(rank * B, (rank + 1) * B)
+    gs = ad.grad(loss_fn(ddp(ad.tensor(x[sl])), y[sl]), list(m.parameters()))
+    assert all(p.grad is None for p in m.parameters())
+    local = MLP(seed=0)
+    want = ad.grad(loss_fn(local(ad.tensor(x[sl])), y[sl]), list(local.parameters()))
+    assert all(np.allclose(a.data, b.data) for a, b in zip(gs, want))
+    loss_fn(ddp(ad.tensor(x[sl])), y[sl]).backward()
+    full = MLP(seed=0)
+    loss_fn(full(ad.tensor(x[:n * B])), y[:n * B]).backward()
+    assert all(np.allclose(p.grad.data, q.grad.data) for p, q in zip(m.parameters(), full.parameters()))
+
+
 def correctness(out):
     ad.set_default_dtype(ad.float64)
     dist.init_process_group("mpi", debug=True)
@@ -278,6 +296,7 @@ def correctness(out):
     run("buffers", check_buffers, rank, n)
     run("state_dict", lambda: check_state_dict(holder["ddp"]))
     run("find_unused", check_unused, rank, n)
+    run("grad_api", check_grad_api, rank, n)
     dist.destroy_process_group()
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
         json.dump({"rank": rank, "world": n, "results": results}, f)
