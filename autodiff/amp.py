@@ -151,12 +151,13 @@ def _target(t):
 
 def autocast_operands(*tensors):
     """Hook for matmul/linear/conv: under autocast, the floating-point operands cast to the
-    autocast dtype (differentiable); otherwise returned unchanged. Returns a tuple."""
+    autocast dtype (differentiable); otherwise returned unchanged. Returns a tuple. As in PyTorch,
+    float64 operands are not eligible and stay float64."""
     if not _active:
         return tensors
     out = []
     for t in tensors:
-        if t is not None and hasattr(t, "data") and t.data.dtype.kind == "f":
+        if t is not None and hasattr(t, "data") and t.data.dtype.kind in "fV" and t.data.dtype != np.float64:
             d = _target(t)
             if d is not None and t.data.dtype != d:
                 t = t.to(d)

@@ -257,3 +257,10 @@ def test_nn_training_with_autocast_and_scaler_skips_overflow():
         scaler.update()
         losses.append(float(loss.item()))
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_autocast_leaves_float64_alone():
+    a, b = ad.randn(2, 3, dtype=ad.float64), ad.randn(3, 2, dtype=ad.float64)
+    with amp.autocast("cpu", dtype=ad.float16):
+        assert (a @ b).dtype == np.float64  # float64 is not eligible for autocast (as PyTorch)
+        assert amp.autocast_operands(ad.randn(2))[0].dtype == np.float16
