@@ -215,6 +215,39 @@ def test_chained_scheduler():
     _close(_seq(s, 4), [0.5, 0.45, 0.81, 0.729])
 
 
+def test_cosine_warm_restarts():
+    # T_0 = 3, T_mult = 2: cycles of 3, 6, 12 steps; lr = (1 + cos(pi * T_cur / T_i)) / 2
+    tc = [(0, 3), (1, 3), (2, 3)] + [(i, 6) for i in range(6)] + [(0, 12), (1, 12)]
+    expected = [(1 + math.cos(math.pi * c / t)) / 2 for c, t in tc]
+    np.testing.assert_allclose(_seq(S.CosineAnnealingWarmRestarts(_opt(), T_0=3, T_mult=2), 11), expected,
+                               rtol=1e-12, atol=1e-15)
+    s = S.CosineAnnealingWarmRestarts(_opt(), T_0=4, eta_min=0.1)
+    s.step(5.5)  # fractional epochs: T_cur = 1.5 in the second cycle
+    assert s.get_last_lr()[0] == pytest.approx(0.1 + 0.9 * (1 + math.cos(math.pi * 1.5 / 4)) / 2)
+    with pytest.raises(ValueError, match="Expected positive integer T_0"):
+        S.CosineAnnealingWarmRestarts(_opt(), T_0=0)
+    with pytest.raises(ValueError, match="Expected integer T_mult >= 1"):
+        S.CosineAnnealingWarmRestarts(_opt(), T_0=2, T_mult=0)
+
+
+def test_cyclic_lr():
+    tri = S.CyclicLR(_opt(momentum=0.9), base_lr=0.1, max_lr=1.0, step_size_up=2)
+    _close(_seq(tri, 7), [0.1, 0.55, 1.0, 0.55, 0.1, 0.55, 1.0])
+    assert tri.optimizer.param_groups[0]["momentum"] == pytest.approx(0.8)  # at max_lr: base_momentum
+    tri2 = S.CyclicLR(_opt(momentum=0.9), base_lr=0.1, max_lr=1.0, step_size_up=2, mode="triangular2",
+                      cycle_momentum=False)
+    _close(_seq(tri2, 9), [0.1, 0.55, 1.0, 0.55, 0.1, 0.325, 0.55, 0.325, 0.1])
+    # asymmetric: 1 step up, 3 down
+    _close(_seq(S.CyclicLR(_opt(momentum=0.9), base_lr=0.0, max_lr=0.3, step_size_up=1, step_size_down=3), 6),
+           [0.0, 0.3, 0.2, 0.1, 0.0, 0.3])
+    exp = S.CyclicLR(_opt(momentum=0.9), base_lr=0.0, max_lr=1.0, step_size_up=1, mode="exp_range", gamma=0.5)
+    _close(_seq(exp, 4), [0.0, 0.5, 0.0, 0.125])  # amplitude * gamma ** iteration
+    with pytest.raises(ValueError, match="mode is invalid and scale_fn is None"):
+        S.CyclicLR(_opt(momentum=0.9), 0.1, 1.0, mode="sine")
+    with pytest.raises(ValueError, match="optimizer must support momentum"):
+        S.CyclicLR(_opt(cls=optim.Adagrad), 0.1, 1.0)
+
+
 def test_groups_and_initial_lr_and_resume_errors():
     opt = _opt(0.1, groups=2)
     s = S.StepLR(opt, step_size=1, gamma=0.5)
@@ -243,7 +276,9 @@ def test_step_with_epoch_uses_closed_form_and_warns():
     lambda o: S.SequentialLR(o, [S.LinearLR(o, start_factor=0.1, total_iters=2), S.ExponentialLR(o, gamma=0.8)],
                              milestones=[2]),
     lambda o: S.LambdaLR(o, lambda e: 1 / (1 + e)),
-], ids=["step", "multistep", "cosine", "onecycle", "linear", "sequential", "lambda"])
+    lambda o: S.CosineAnnealingWarmRestarts(o, T_0=2, T_mult=2),
+    lambda o: S.CyclicLR(o, base_lr=0.01, max_lr=0.1, step_size_up=3, mode="triangular2"),
+], ids=["step", "multistep", "cosine", "onecycle", "linear", "sequential", "lambda", "warm-restarts", "cyclic"])
 def test_scheduler_state_dict_resume(make, tmp_path):
     """Stop after 4 steps, save optimizer + scheduler state with autodiff.save, rebuild, load,
     continue: the lr sequence equals the uninterrupted one."""

@@ -107,6 +107,11 @@ SCHED_CASES = {
     "sequential3": lambda m, o: m.SequentialLR(o, [m.ConstantLR(o, factor=0.5, total_iters=3),
                                                    m.ExponentialLR(o, gamma=0.9),
                                                    m.StepLR(o, step_size=2)], milestones=[3, 8]),
+    "warm-restarts": lambda m, o: m.CosineAnnealingWarmRestarts(o, T_0=3, T_mult=2, eta_min=0.01),
+    "cyclic-tri2": lambda m, o: m.CyclicLR(o, base_lr=0.01, max_lr=[0.1, 0.2], step_size_up=3, step_size_down=5,
+                                           mode="triangular2"),
+    "cyclic-exp": lambda m, o: m.CyclicLR(o, base_lr=0.01, max_lr=0.1, step_size_up=4, mode="exp_range",
+                                          gamma=0.97),
     "chained": lambda m, o: m.ChainedScheduler([m.ConstantLR(o, factor=0.5, total_iters=3),
                                                 m.ExponentialLR(o, gamma=0.9)]),
 }
