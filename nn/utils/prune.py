@@ -14,8 +14,8 @@ pruning permanent (`weight` becomes a Parameter holding `orig * mask` again).
 first; PyTorch's `topk` leaves tie order unspecified).
 
 Beyond PyTorch: `sparsity_report(model)` prints and returns per-layer and global sparsity, and
-`shrink_linear_stack(model)` turns structurally pruned Linear layers of a Sequential into physically
-smaller ones with identical outputs.
+`shrink_structured(model, example_input)` turns structurally pruned Linear/Conv2d layers of a
+Sequential into physically smaller ones with identical outputs.
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from autodiff.tensor import Tensor
 __all__ = ["BasePruningMethod", "PruningContainer", "Identity", "RandomUnstructured", "L1Unstructured",
            "RandomStructured", "LnStructured", "CustomFromMask", "identity", "random_unstructured",
            "l1_unstructured", "random_structured", "ln_structured", "global_unstructured", "custom_from_mask",
-           "remove", "is_pruned", "sparsity_report", "shrink_linear_stack"]
+           "remove", "is_pruned", "sparsity_report", "shrink_structured", "shrink_linear_stack"]
 
 
 def _xp(a):
@@ -555,58 +555,108 @@ def sparsity_report(model, names=("weight",), print_fn=print):
     return {"layers": rows, "global": glob}
 
 
-_ELEMENTWISE = {"ReLU", "Tanh", "Sigmoid", "GELU", "SiLU", "ELU", "LeakyReLU", "Softplus", "Identity",
-                "Dropout", "Hardtanh", "ReLU6", "Mish", "Hardswish", "Hardsigmoid", "Softsign", "Tanhshrink"}
+_PASSTHROUGH = {"ReLU", "Tanh", "Sigmoid", "GELU", "SiLU", "ELU", "LeakyReLU", "Softplus", "Identity",
+                "Dropout", "Dropout2d", "Hardtanh", "ReLU6", "Mish", "Hardswish", "Hardsigmoid", "Softsign",
+                "Tanhshrink", "MaxPool2d", "AvgPool2d", "Flatten"}
 
 
-def shrink_linear_stack(model):
-    """A physically smaller copy of a Sequential of Linear layers and elementwise activations whose
-    structurally pruned hidden units (all-zero rows of a Linear weight, e.g. after
-    `ln_structured(layer, "weight", amount, n, dim=0)`) are removed.
+def shrink_structured(model, example_input=None):
+    """A physically smaller copy of an `nn.Sequential` whose structurally pruned units are removed:
+    hidden Linear rows and Conv2d output channels whose weights are all zero (e.g. after
+    `ln_structured(layer, "weight", amount, n, dim=0)`), together with the matching input columns /
+    channels of the next Linear or Conv2d (through elementwise activations, dropout, max/avg pooling and
+    Flatten, which keep channels apart).
 
-    A removed unit r of layer i outputs the constant act(bias_i[r]); its contribution
-    W_next[:, r] * act(bias_i[r]) is folded into the next Linear's bias, so the outputs are identical
-    (in eval mode; dropout between the layers must be inactive). The last Linear keeps all its
-    outputs. Pruning re-parametrisations are made permanent in the copy.
+    A removed unit still outputs a constant (its bias through the layers in between); that constant's
+    contribution to the next layer is folded into the next layer's bias, so the outputs are identical
+    (in eval mode). When the contribution is not constant over space (a next Conv2d with zero padding
+    and a non-zero constant) the folding would be inexact and those channels are kept. The last
+    weighted layer keeps all its outputs. `example_input` (one batch) is needed when the model has
+    Conv2d layers, for their spatial sizes. Pruning re-parametrisations are made permanent in the copy.
     """
-    from nn.modules import Linear, Sequential  # noqa: F401 - imported lazily: nn imports nn.utils
+    from autodiff.autograd import no_grad
+    from nn.modules import Conv2d, Linear, Sequential
+    from nn.parameter import Parameter
+    from nn.functional import conv2d
     if not isinstance(model, Sequential):
-        raise TypeError(f"shrink_linear_stack: expected an nn.Sequential, got {type(model).__name__}")
+        raise TypeError(f"shrink_structured: expected an nn.Sequential, got {type(model).__name__}")
     layers = list(copy.deepcopy(model).children())
     for layer in layers:
         for _, sub in layer.named_modules():
             for k, hook in list(sub._forward_pre_hooks.items()):
                 if isinstance(hook, BasePruningMethod):
                     remove(sub, hook._tensor_name)
-        if not isinstance(layer, Linear) and layer._get_name() not in _ELEMENTWISE:
-            raise TypeError(f"shrink_linear_stack: layer {layer._get_name()} is neither Linear nor an elementwise "
-                            "activation")
-    lin = [i for i, layer in enumerate(layers) if isinstance(layer, Linear)]
-    from autodiff.autograd import no_grad
-    from nn.parameter import Parameter
-    for i, j in zip(lin[:-1], lin[1:]):
+        layer.eval()
+
+    def weighted(layer):
+        return isinstance(layer, Linear) or (isinstance(layer, Conv2d) and layer.groups == 1)
+
+    has_conv = any(isinstance(layer, Conv2d) for layer in layers)
+    if has_conv and example_input is None:
+        raise ValueError("shrink_structured: the model has Conv2d layers; pass example_input (one batch) so the "
+                         "spatial sizes are known")
+    idx = [i for i, layer in enumerate(layers) if weighted(layer)]
+    for i, j in zip(idx[:-1], idx[1:]):
+        between = layers[i + 1:j]
+        if any(layer._get_name() not in _PASSTHROUGH for layer in between):
+            continue  # e.g. a BatchNorm in between: this pair is left as it is
         a, b = layers[i], layers[j]
         w = a.weight.data
         xp = _xp(w)
-        dead = xp.all(w == 0, axis=1)
-        keep = xp.nonzero(~dead)[0]
-        dead_idx = xp.nonzero(dead)[0]
-        if int(dead_idx.size) == 0:
+        dead = xp.all(w.reshape(w.shape[0], -1) == 0, axis=1)
+        if not bool(dead.any()):
             continue
-        if a.bias is not None:
-            const = _wrap(a.bias.data[dead_idx])
-            with no_grad():
-                for k in range(i + 1, j):
-                    const = layers[k](const)
-            contrib = b.weight.data[:, dead_idx] @ const.data
-            if b.bias is None:
-                b.bias = Parameter(_wrap(contrib.astype(b.weight.data.dtype)))
+        # the output of layer i for any input, restricted to the dead units: bias broadcast to its shape
+        with no_grad():
+            if isinstance(a, Conv2d):
+                h = example_input[:1]
+                for layer in layers[:i + 1]:
+                    h = layer(h)
+                out_shape = (1,) + tuple(h.shape[1:])
             else:
-                b.bias.data = b.bias.data + contrib.astype(b.bias.data.dtype)
+                out_shape = (1, w.shape[0])
+            bias = a.bias.data if a.bias is not None else xp.zeros(w.shape[0], dtype=w.dtype)
+            bshape = (1, -1) + (1,) * (len(out_shape) - 2)
+            u = _wrap(xp.broadcast_to(bias.reshape(bshape), out_shape).copy())
+            cmask = _wrap(xp.broadcast_to(dead.astype(w.dtype).reshape(bshape), out_shape).copy())
+            u = u * cmask
+            for layer in between:
+                u = layer(u)
+                if layer._get_name() in ("MaxPool2d", "AvgPool2d", "Flatten"):
+                    cmask = layer(cmask) if layer._get_name() != "AvgPool2d" else (layer(cmask) > 0).float()
+                u = u * cmask  # channels are independent: keep only the dead ones
+            keep_in = cmask.data.reshape(-1) == 0 if isinstance(b, Linear) else ~dead
+            if isinstance(b, Linear):
+                contrib = u.data.reshape(1, -1) @ b.weight.data.T
+                contrib = contrib.reshape(-1)
+            else:
+                cb = conv2d(u, b.weight, None, b.stride, b.padding, b.dilation, b.groups).data
+                flat = cb.reshape(cb.shape[1], -1)
+                if not bool(xp.allclose(flat, flat[:, :1], rtol=1e-6, atol=1e-7)):
+                    continue  # border effects of padding: not foldable exactly
+                contrib = flat[:, 0]
+        keep = xp.nonzero(~dead)[0]
+        if b.bias is None:
+            b.bias = Parameter(_wrap(contrib.astype(b.weight.data.dtype)))
+        else:
+            b.bias.data = b.bias.data + contrib.astype(b.bias.data.dtype)
         a.weight = Parameter(_wrap(w[keep].copy()))
         if a.bias is not None:
             a.bias = Parameter(_wrap(a.bias.data[keep].copy()))
-        a.out_features = int(keep.size)
-        b.weight = Parameter(_wrap(b.weight.data[:, keep].copy()))
-        b.in_features = int(keep.size)
+        if isinstance(a, Linear):
+            a.out_features = int(keep.size)
+        else:
+            a.out_channels = int(keep.size)
+        if isinstance(b, Linear):
+            cols = xp.nonzero(keep_in)[0]
+            b.weight = Parameter(_wrap(b.weight.data[:, cols].copy()))
+            b.in_features = int(cols.size)
+        else:
+            b.weight = Parameter(_wrap(b.weight.data[:, keep].copy()))
+            b.in_channels = int(keep.size)
     return Sequential(*layers)
+
+
+def shrink_linear_stack(model):
+    """`shrink_structured` for a Sequential of Linear layers and activations (no example input needed)."""
+    return shrink_structured(model)

@@ -229,3 +229,27 @@ def test_shrink_linear_stack_identical_outputs():
     assert not prune.is_pruned(small) and prune.is_pruned(model)
     with pytest.raises(TypeError, match="expected an nn.Sequential"):
         prune.shrink_linear_stack(nn.Linear(2, 2))
+
+
+def test_shrink_structured_conv_net_identical_outputs():
+    ad.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 6, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 8, 3), nn.Tanh(),
+                          nn.Flatten(), nn.Linear(8 * 2 * 2, 5))
+    prune.ln_structured(model[0], "weight", amount=3, n=1, dim=0)
+    prune.ln_structured(model[3], "weight", amount=0.5, n=2, dim=0)
+    x = ad.randn(2, 1, 10, 10)
+    small = prune.shrink_structured(model, example_input=x)
+    assert small[0].weight.shape == (3, 1, 3, 3) and small[3].weight.shape == (4, 3, 3, 3)
+    assert small[6].weight.shape == (5, 16)
+    model.eval()
+    np.testing.assert_allclose(to_numpy(small(x)), to_numpy(model(x)), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="example_input"):
+        prune.shrink_structured(model)
+    # a padded next conv cannot absorb a non-zero constant exactly: those channels are kept
+    padded = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Tanh(), nn.Conv2d(4, 2, 3, padding=1))
+    with ad.no_grad():
+        padded[0].bias.data[...] = 0.5
+    prune.ln_structured(padded[0], "weight", amount=2, n=1, dim=0)
+    kept = prune.shrink_structured(padded, example_input=x)
+    assert kept[0].weight.shape == (4, 1, 3, 3)
+    np.testing.assert_allclose(to_numpy(kept(x)), to_numpy(padded(x)), rtol=1e-5, atol=1e-6)
