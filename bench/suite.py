@@ -501,17 +501,18 @@ def _cnn_numpy_hand(x, y, lr=0.01, seed=0):
         out = np.matmul(w.reshape(w.shape[0], -1), cols) + b[:, None]
         return out.reshape(a.shape[0], w.shape[0], a.shape[2], a.shape[3]), cols
 
-    def conv_b(g, a_shape, w, cols):
+    def conv_b(g, a_shape, w, cols, need_gx=True):
         g2 = g.reshape(g.shape[0], g.shape[1], -1)
         gw = np.matmul(g2, cols.transpose(0, 2, 1)).sum(0).reshape(w.shape)
         gb = g2.sum(axis=(0, 2))
-        gx = col2im(np.matmul(w.reshape(w.shape[0], -1).T, g2), a_shape)
+        gx = col2im(np.matmul(w.reshape(w.shape[0], -1).T, g2), a_shape) if need_gx else None
         return gx, gw, gb
 
     def pool_f(a):  # 2x2 max pool; mask of the maxima
         nn_, c, h, w = a.shape
         r = a.reshape(nn_, c, h // 2, 2, w // 2, 2)
-        m = r.max(axis=(3, 5))
+        m = np.maximum(np.maximum(r[:, :, :, 0, :, 0], r[:, :, :, 0, :, 1]),
+                       np.maximum(r[:, :, :, 1, :, 0], r[:, :, :, 1, :, 1]))
         mask = r == m[:, :, :, None, :, None]
         return m, mask
 
@@ -537,7 +538,7 @@ def _cnn_numpy_hand(x, y, lr=0.01, seed=0):
         gr2 = pool_b(gf, m2) * (h2 > 0)
         gp1, gw2, gb2 = conv_b(gr2, p1.shape, P["w2"], c2)
         gr1 = pool_b(gp1, m1) * (h1 > 0)
-        _, gw1, gb1 = conv_b(gr1, x.shape, P["w1"], c1)
+        _, gw1, gb1 = conv_b(gr1, x.shape, P["w1"], c1, need_gx=False)  # the input needs no grad
         for k, gk in (("w1", gw1), ("b1", gb1), ("w2", gw2), ("b2", gb2), ("w3", gw3), ("b3", gb3)):
             P[k] -= lr * gk
     return step

@@ -23,6 +23,8 @@ from numba import njit, prange
 _PAR = dict(cache=True, fastmath=False, parallel=True, nogil=True)
 _SER = dict(cache=True, fastmath=False, nogil=True)
 
+_U = np.uint64  # index cast: unsigned indices skip numba's negative-index wraparound (and vectorise)
+
 # Below this many elements of work a serial kernel is used (thread-pool wake-up costs ~10-30 us).
 PARALLEL_MIN = 1 << 15
 
@@ -83,52 +85,82 @@ def erf_serial(x, out):
 
 
 # ----------------------------------------------------------------------------- im2col / col2im (NCHW)
+@njit(inline="always")
+def _col_range(j, dw, pw, sw, w, ow):
+    """Output columns xx whose input column xx*sw + off (off = j*dw - pw) lies in [0, w): [lo, hi)."""
+    off = j * dw - pw
+    lo = 0
+    if off < 0:
+        lo = (-off + sw - 1) // sw
+    hi = 0
+    if w - 1 - off >= 0:
+        hi = (w - 1 - off) // sw + 1
+    if hi > ow:
+        hi = ow
+    if lo > hi:
+        lo = hi
+    return lo, hi, off
+
+
 @njit(**_PAR)
 def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, cols):
-    """x (N, C, H, W) -> cols (N, C, kh, kw, OH, OW), zero padding; one (n, c) plane per task."""
+    """x (N, C, H, W) -> cols (N, C, kh, kw, OH, OW), zero padding; one (n, c) plane per task.
+
+    Both arrays are C-contiguous and addressed flat with unsigned indices: numba then skips its
+    negative-index wraparound test and LLVM vectorises the copy (measured 2-3x faster than 2-D
+    indexing, which was slower than NumPy's nine slice copies). The valid column range of each kernel
+    offset is computed once, so the copy loop has no bounds tests."""
     n, c, h, w = x.shape
     oh, ow = cols.shape[4], cols.shape[5]
+    xf = x.reshape(-1)
+    cf = cols.reshape(-1)
     for nc in prange(n * c):
-        b = nc // c
-        ch = nc % c
+        xbase = nc * h * w
         for i in range(kh):
             for j in range(kw):
+                lo, hi, off = _col_range(j, dw, pw, sw, w, ow)
+                cbase = ((nc * kh + i) * kw + j) * oh * ow
                 for y in range(oh):
                     iy = y * sh - ph + i * dh
+                    d0 = cbase + y * ow
                     if iy < 0 or iy >= h:
                         for xx in range(ow):
-                            cols[b, ch, i, j, y, xx] = 0
-                    else:
-                        for xx in range(ow):
-                            ix = xx * sw - pw + j * dw
-                            if ix >= 0 and ix < w:
-                                cols[b, ch, i, j, y, xx] = x[b, ch, iy, ix]
-                            else:
-                                cols[b, ch, i, j, y, xx] = 0
+                            cf[_U(d0 + xx)] = 0
+                        continue
+                    s0 = xbase + iy * w + off
+                    for xx in range(lo):
+                        cf[_U(d0 + xx)] = 0
+                    for xx in range(lo, hi):
+                        cf[_U(d0 + xx)] = xf[_U(s0 + xx * sw)]
+                    for xx in range(hi, ow):
+                        cf[_U(d0 + xx)] = 0
 
 
 @njit(**_PAR)
 def col2im(cols, kh, kw, sh, sw, ph, pw, dh, dw, out):
     """Adjoint of im2col: out (N, C, H, W) = sum of cols (N, C, kh, kw, OH, OW) back at their pixels.
-    Each task owns one (n, c) output plane, so the accumulation is race-free."""
+    Each task owns one (n, c) output plane, so the accumulation is race-free. Flat unsigned indexing
+    as in im2col."""
     n, c, h, w = out.shape
     oh, ow = cols.shape[4], cols.shape[5]
+    of = out.reshape(-1)
+    cf = cols.reshape(-1)
     for nc in prange(n * c):
-        b = nc // c
-        ch = nc % c
-        for yy in range(h):
-            for xx in range(w):
-                out[b, ch, yy, xx] = 0
+        obase = nc * h * w
+        for k in range(h * w):
+            of[_U(obase + k)] = 0
         for i in range(kh):
             for j in range(kw):
+                lo, hi, off = _col_range(j, dw, pw, sw, w, ow)
+                cbase = ((nc * kh + i) * kw + j) * oh * ow
                 for y in range(oh):
                     iy = y * sh - ph + i * dh
                     if iy < 0 or iy >= h:
                         continue
-                    for xx in range(ow):
-                        ix = xx * sw - pw + j * dw
-                        if ix >= 0 and ix < w:
-                            out[b, ch, iy, ix] += cols[b, ch, i, j, y, xx]
+                    s0 = cbase + y * ow
+                    d0 = obase + iy * w + off
+                    for xx in range(lo, hi):
+                        of[_U(d0 + xx * sw)] += cf[_U(s0 + xx)]
 
 
 # ----------------------------------------------------------------------------- fused softmax + cross-entropy
@@ -378,6 +410,42 @@ def max_pool2d(x, kh, kw, sh, sw, ph, pw, dh, dw, out, idx):
                         break
                 out[b, ch, y, xx] = best
                 idx[b, ch, y, xx] = bi
+
+
+@njit(**_PAR)
+def max_pool2d_interior(x, kh, kw, sh, sw, dh, dw, out, idx):
+    """max_pool2d when every window lies inside the input (no padding, no ceil-mode overhang): no bounds
+    tests, flat unsigned indexing. Same tie and NaN rules as max_pool2d."""
+    n, c, h, wd = x.shape
+    oh, ow = out.shape[2], out.shape[3]
+    xf = x.reshape(-1)
+    of = out.reshape(-1)
+    idf = idx.reshape(-1)
+    for nc in prange(n * c):
+        xbase = nc * h * wd
+        obase = nc * oh * ow
+        for y in range(oh):
+            y0 = y * sh
+            for xx in range(ow):
+                x0 = xx * sw
+                bi = y0 * wd + x0
+                best = xf[_U(xbase + bi)]
+                if best == best:  # not NaN
+                    stop = False
+                    for i in range(kh):
+                        r0 = (y0 + i * dh) * wd + x0
+                        for j in range(kw):
+                            v = xf[_U(xbase + r0 + j * dw)]
+                            if not (v <= best):  # larger, or NaN
+                                best = v
+                                bi = r0 + j * dw
+                                if v != v:
+                                    stop = True
+                                    break
+                        if stop:
+                            break
+                of[_U(obase + y * ow + xx)] = best
+                idf[_U(obase + y * ow + xx)] = bi
 
 
 @njit(**_PAR)
