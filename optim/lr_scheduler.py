@@ -83,6 +83,11 @@ class LRScheduler:
         raise NotImplementedError(f"{type(self).__name__}.get_lr is not implemented")
 
     def step(self, epoch=None):
+        if self._step_count == 1 and not getattr(self.optimizer, "_opt_called", False):
+            warnings.warn("Detected call of `lr_scheduler.step()` before `optimizer.step()`. You should call them "
+                          "in this order: `optimizer.step()` before `lr_scheduler.step()`. Failure to do this will "
+                          "result in skipping the first value of the learning rate schedule.", UserWarning,
+                          stacklevel=2)
         self._step_count += 1
         self._get_lr_called_within_step = True
         try:

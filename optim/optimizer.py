@@ -10,8 +10,9 @@ was created, the state arrays are moved to the parameter's backend at the next s
 """
 from __future__ import annotations
 
+import functools
 import warnings
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from copy import deepcopy
 from itertools import chain
 
@@ -22,7 +23,7 @@ from autodiff.backends import backend_of
 from autodiff.dtypes import default_float_dtype
 from autodiff.tensor import Tensor
 
-__all__ = ["Optimizer", "required"]
+__all__ = ["Optimizer", "required", "register_optimizer_step_pre_hook", "register_optimizer_step_post_hook"]
 
 
 class _RequiredParameter:
@@ -103,17 +104,95 @@ def _arr(t, parr):
     return a
 
 
+class _RemovableHandle:
+    """Returned by the hook registration methods; `remove()` unregisters the hook."""
+    _next_id = 0
+
+    def __init__(self, hooks_dict):
+        self._dict = hooks_dict
+        self.id = _RemovableHandle._next_id
+        _RemovableHandle._next_id += 1
+
+    def remove(self):
+        self._dict.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+_global_step_pre_hooks: OrderedDict = OrderedDict()
+_global_step_post_hooks: OrderedDict = OrderedDict()
+
+
+def register_optimizer_step_pre_hook(hook):
+    """hook(optimizer, args, kwargs) -> None or (new_args, new_kwargs), before every optimizer's step."""
+    h = _RemovableHandle(_global_step_pre_hooks)
+    _global_step_pre_hooks[h.id] = hook
+    return h
+
+
+def register_optimizer_step_post_hook(hook):
+    """hook(optimizer, args, kwargs) -> None, after every optimizer's step."""
+    h = _RemovableHandle(_global_step_post_hooks)
+    _global_step_post_hooks[h.id] = hook
+    return h
+
+
+def _with_hooks(step):
+    """Wrap a subclass's `step` to run the step pre/post hooks (once, even when a subclass's step
+    calls super().step()) and to count steps for the LR schedulers."""
+    @functools.wraps(step)
+    def hooked_step(self, *args, **kwargs):
+        if self.__dict__.get("_in_step"):
+            return step(self, *args, **kwargs)
+        pre = self.__dict__.get("_step_pre_hooks")
+        if _global_step_pre_hooks or pre:
+            for hook in chain(_global_step_pre_hooks.values(), (pre or {}).values()):
+                r = hook(self, args, kwargs)
+                if r is not None:
+                    if not (isinstance(r, tuple) and len(r) == 2):
+                        raise RuntimeError(f"{hook} must return None or a tuple of (new_args, new_kwargs), "
+                                           f"but got {r}.")
+                    args, kwargs = r
+        self._in_step = True
+        try:
+            out = step(self, *args, **kwargs)
+        finally:
+            self._in_step = False
+        self._opt_called = True
+        post = self.__dict__.get("_step_post_hooks")
+        if _global_step_post_hooks or post:
+            for hook in chain((post or {}).values(), _global_step_post_hooks.values()):
+                hook(self, args, kwargs)
+        return out
+
+    hooked_step._hooked = True
+    return hooked_step
+
+
 class Optimizer:
     """Base class of all optimizers (PyTorch's `torch.optim.Optimizer`).
 
     `params` is an iterable of Tensors or of dicts (param groups: {'params': [...], 'lr': ...});
     `defaults` holds the default hyper-parameters, applied to groups that do not set them.
+    A subclass implements `step(closure=None)`; step pre/post hooks run around it.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        step = cls.__dict__.get("step")
+        if step is not None and not getattr(step, "_hooked", False):
+            cls.step = _with_hooks(step)
 
     def __init__(self, params, defaults):
         self.defaults = defaults
         self.state = defaultdict(dict)
         self.param_groups = []
+        self._step_pre_hooks = OrderedDict()
+        self._step_post_hooks = OrderedDict()
         if isinstance(params, Tensor):
             raise _ParamTypeError("params argument given to the optimizer should be an iterable of Tensors or "
                                   f"dicts, but got {_typename(params)}")
@@ -183,6 +262,19 @@ class Optimizer:
         """Perform one optimization step; `closure` re-evaluates the model (under enable_grad) and
         returns the loss. Subclasses implement the update."""
         raise NotImplementedError(f"{type(self).__name__}.step is not implemented")
+
+    def register_step_pre_hook(self, hook):
+        """hook(optimizer, args, kwargs) -> None or (new_args, new_kwargs), before each step of this
+        optimizer. Returns a handle with remove()."""
+        h = _RemovableHandle(self._step_pre_hooks)
+        self._step_pre_hooks[h.id] = hook
+        return h
+
+    def register_step_post_hook(self, hook):
+        """hook(optimizer, args, kwargs) -> None, after each step of this optimizer."""
+        h = _RemovableHandle(self._step_post_hooks)
+        self._step_post_hooks[h.id] = hook
+        return h
 
     # ------------------------------------------------------------------ state dicts
     def state_dict(self):
@@ -268,6 +360,8 @@ class Optimizer:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        self.__dict__.setdefault("_step_pre_hooks", OrderedDict())
+        self.__dict__.setdefault("_step_post_hooks", OrderedDict())
 
     def __repr__(self):
         s = type(self).__name__ + " ("

@@ -245,3 +245,37 @@ def test_step_and_mu_product_follow_default_dtype():
         assert opt.state[w]["step"].dtype == np.float64 and opt.state[w]["mu_product"].dtype == np.float64
     finally:
         autodiff.set_default_dtype(prev)
+
+
+def test_step_hooks():
+    from optim.optimizer import register_optimizer_step_post_hook
+    w = _w()
+    opt = optim.SGD([w], lr=0.1)
+    calls = []
+    h1 = opt.register_step_pre_hook(lambda o, a, k: calls.append(("pre", o is opt)))
+    h2 = opt.register_step_post_hook(lambda o, a, k: calls.append(("post", float(w[0]))))
+    h3 = register_optimizer_step_post_hook(lambda o, a, k: calls.append(("global", type(o).__name__)))
+    w.grad = autodiff.ones(3)
+    opt.step()
+    assert calls == [("pre", True), ("post", pytest.approx(0.9)), ("global", "SGD")]
+    for h in (h1, h2, h3):
+        h.remove()
+    opt.step()
+    assert len(calls) == 3
+
+    class MySGD(optim.SGD):  # a subclass calling super().step(): hooks still run once
+        def step(self, closure=None):
+            return super().step(closure)
+
+    opt = MySGD([w], lr=0.1)
+    opt.register_step_pre_hook(lambda o, a, k: calls.append("pre"))
+    opt.step()
+    assert calls[3:] == ["pre"] and opt._opt_called
+
+
+def test_scheduler_before_optimizer_warns():
+    from optim import lr_scheduler as S
+    opt = optim.SGD([_w()], lr=0.1)
+    s = S.StepLR(opt, 1)
+    with pytest.warns(UserWarning, match="before `optimizer.step\\(\\)`"):
+        s.step()
