@@ -306,3 +306,22 @@ def test_max_pool2d_nan_propagates(nb):
     x[0, 0, 1, 0] = np.nan
     out, idx = nb.max_pool2d(x, (2, 2), (2, 2), (0, 0), (1, 1), False)
     assert np.isnan(out[0, 0, 0, 0]) and idx[0, 0, 0, 0] == 2
+
+
+def test_results_own_their_memory(nb):
+    """Slot results are not views (the engine would copy a view before storing it as .grad)."""
+    rng = np.random.default_rng(12)
+    g = rng.standard_normal((4, 5, 3)).astype(np.float32)
+    idx = rng.integers(0, 7, (4, 5))
+    assert nb.embedding_backward(g, idx, 7).base is None
+    assert nb.index_add((7, 3), np.float32, idx.reshape(-1), g.reshape(-1, 3)).base is None
+    assert nb.erf(g).base is None
+    if _has("max_pool2d_backward"):
+        x = rng.standard_normal((2, 3, 4, 4)).astype(np.float32)
+        o, i = nb.max_pool2d(x, (2, 2), (2, 2), (0, 0), (1, 1), False)
+        assert nb.max_pool2d_backward(o, i, x.shape, False).base is None
+    if _has("conv2d_weight_grad"):
+        x = rng.standard_normal((2, 3, 5, 5)).astype(np.float32)
+        w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+        y, cols = nb.conv2d(x, w, None, (1, 1), (1, 1), (1, 1), 1)
+        assert nb.conv2d_weight_grad(x, y, w.shape, (1, 1), (1, 1), (1, 1), 1, cols=cols).base is None
