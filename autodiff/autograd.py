@@ -334,7 +334,8 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
     With `inputs=None`, leaf gradients accumulate into `.grad`; otherwise returns the gradients of
     `inputs` (for `autodiff.grad`) and leaves `.grad` untouched.
     """
-    from .ops.reduction import sum_to_shape  # the one place broadcasting is undone
+    if create_graph:  # the one place broadcasting is undone (differentiably here; raw below)
+        from .ops.reduction import sum_to_shape
 
     grads: dict = {}
     leaves: dict = {}   # leaf tensor -> accumulated grad (dict keeps first-seen order)
@@ -491,11 +492,20 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
             if create_graph:
                 leaf.grad = g if leaf.grad is None else leaf.grad + g
             elif leaf.grad is None:
-                # Never alias: one array may reach two leaves, or be a view of another tensor.
+                # .grad is C-contiguous and writable (PyTorch's layout contract: optimizers update
+                # it in place), and never aliases another leaf's .grad: one gradient array (or two
+                # views of one buffer) may reach two leaves in a pass. Gradient arrays are otherwise
+                # the engine's own (fresh results of backward formulas), so no copy is needed.
                 d = g.data
-                if d.base is not None or id(d) in handed_out:
+                flags = d.flags
+                if not flags.c_contiguous or not getattr(flags, "writeable", True):
                     d = d.copy()
-                handed_out.add(id(d))
+                else:
+                    key = id(d if d.base is None else d.base)
+                    if key in handed_out:
+                        d = d.copy()
+                    else:
+                        handed_out.add(key)
                 leaf.grad = _new_tensor(d)
             else:
                 leaf.grad = _new_tensor(leaf.grad.data + g.data)
@@ -509,7 +519,7 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
 
 
 def _as_grad_list(outputs, grad_outputs, opname):
-    from .tensor import Tensor
+    Tensor = _Tensor
     if isinstance(outputs, Tensor):
         outputs = [outputs]
     outputs = list(outputs)

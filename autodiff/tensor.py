@@ -94,7 +94,7 @@ class Tensor:
         nd = self.data.ndim
         if nd < 2:
             return self
-        return _shape_ops.permute(self, (1, 0) if nd == 2 else tuple(range(nd - 1, -1, -1)))
+        return _shape_ops.Permute.apply(self, dims=(1, 0) if nd == 2 else tuple(range(nd - 1, -1, -1)))
 
     @property
     def mT(self):

@@ -49,6 +49,17 @@ def test_grad_of_leaf_not_aliased_with_other_grads(device):
     (x + y).sum().backward()
     x.grad.data[0] = 100.0
     assert float(y.grad) == 1.0
+    # two views of one gradient buffer reach two leaves
+    a, b = leaf(np.ones((2, 3)), device), leaf(np.ones((3, 2)), device)
+    (a + b.T).sum().backward()
+    a.grad.data[0, 0] = 7.0
+    assert to_numpy(b.grad).tolist() == [[1.0, 1.0]] * 3
+    assert b.grad.data.flags.c_contiguous and a.grad.data.flags.c_contiguous
+    # a gradient that is a broadcast view becomes a writable array
+    c = leaf(np.ones(3), device)
+    c.sum().backward()
+    c.grad.data[0] = 2.0
+    assert to_numpy(c.grad).tolist() == [2.0, 1.0, 1.0]
 
 
 def test_broadcasting_undone(device):

@@ -603,15 +603,17 @@ def sign(x):
 
 
 class Relu(Function):
+    """max(x, 0); the gradient mask (x > 0, i.e. out > 0) is computed in backward from the saved
+    output, so inference and no-grad forwards make one pass."""
+    save_output = True
+
     @staticmethod
     def forward(ctx, a):
-        out = ctx.backend.xp.maximum(a, 0)
-        ctx.mask = a > 0
-        return out
+        return ctx.backend.xp.maximum(a, 0)
 
     @staticmethod
     def backward(ctx, g):
-        return mul_const(g, ctx.mask)
+        return mul_const(g, ctx.output_data() > 0)
 
 
 def relu(x):

@@ -21,14 +21,28 @@ class MatMul(Function):
         e = ctx.edges
         a_nd, b_nd = a.data.ndim, b.data.ndim
         if a_nd >= 2 and b_nd >= 2 and not _mode.enabled:  # raw fast path (no graph of the backward)
+            # For 2-D operands stored transposed (x @ W.T: b is W's transpose, F-ordered), the
+            # gradient is computed in the operand's own memory order, (g.T @ a).T, so that the
+            # transpose back in Permute's backward lands C-ordered, like the parameter.
             gd = g.data
             ga = gb = None
             if e[0] is not None:
                 bd = b.data
-                ga = _raw_tensor(gd @ (bd.T if b_nd == 2 else bd.swapaxes(-1, -2)), gd)
+                if b_nd == 2:
+                    ad_ = a.data
+                    ga = (bd @ gd.T).T if (a_nd == 2 and ad_.flags.f_contiguous and not ad_.flags.c_contiguous) \
+                        else gd @ bd.T
+                else:
+                    ga = gd @ bd.swapaxes(-1, -2)
+                ga = _raw_tensor(ga, gd)
             if e[1] is not None:
                 ad_ = a.data
-                gb = _raw_tensor((ad_.T if a_nd == 2 else ad_.swapaxes(-1, -2)) @ gd, gd)
+                if a_nd == 2 and b_nd == 2:
+                    bd = b.data
+                    gb = (gd.T @ ad_).T if (bd.flags.f_contiguous and not bd.flags.c_contiguous) else ad_.T @ gd
+                else:
+                    gb = (ad_.T if a_nd == 2 else ad_.swapaxes(-1, -2)) @ gd
+                gb = _raw_tensor(gb, gd)
             return ga, gb
         if a_nd == 1 and b_nd == 1:  # dot product: g is 0-d
             from .elementwise import mul

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from ..autograd import Function, _mode, _new_tensor, _raw_tensor
+from ..dtypes import normalize_dtype
 from ..tensor import Tensor
 from .elementwise import _float_input, _xp_of, add, cast, div, exp, log, mul, mul_const, pow, sqrt, sub, abs
 
@@ -122,9 +123,15 @@ def sum(x, dim=None, keepdim=False, dtype=None):
     if not isinstance(x, Tensor):
         import builtins
         return builtins.sum(x)
-    axes = normalize_dims(dim, x.data.ndim, "sum")
-    from ..dtypes import normalize_dtype
-    dtype = normalize_dtype(dtype)
+    if dim is None:
+        axes = tuple(range(x.data.ndim))
+    else:
+        axes = normalize_dims(dim, x.data.ndim, "sum")
+    if dtype is None:
+        if x.data.dtype.kind in "fc":
+            return Sum.apply(x, axes=axes, keepdim=keepdim, dtype=None)
+    else:
+        dtype = normalize_dtype(dtype)
     if dtype is None and x.data.dtype.kind in "biu":
         dtype = np.dtype(np.int64)
     if dtype is not None and dtype != x.data.dtype and dtype.kind in "fc":
@@ -139,17 +146,38 @@ def _count(x, axes):
     return n
 
 
+class Mean(Function):
+    """Mean over `axes` as one node (sum / n); backward spreads g / n over the reduced axes."""
+
+    @staticmethod
+    def forward(ctx, a, axes, keepdim, n):
+        ctx.in_shape, ctx.axes, ctx.keepdim, ctx.n = a.shape, axes, keepdim, n
+        r = a.sum(axis=axes, keepdims=keepdim)
+        return r / n if n else r * ctx.backend.xp.nan
+
+    @staticmethod
+    def backward(ctx, g):
+        n = ctx.n
+        if not _mode.enabled:
+            gd = g.data
+            if not ctx.keepdim and ctx.axes:
+                gd = gd.reshape(_keepdim_shape(ctx.in_shape, ctx.axes))
+            return _raw_tensor(ctx.backend.xp.broadcast_to(gd / n, ctx.in_shape), g.data)
+        if not ctx.keepdim and ctx.axes:
+            g = g.reshape(_keepdim_shape(ctx.in_shape, ctx.axes))
+        return Expand.apply(div(g, float(n)), shape=ctx.in_shape)
+
+
 def mean(x, dim=None, keepdim=False, dtype=None):
+    """Mean over `dim` (floating tensors only, as PyTorch; pass dtype= for integers). The mean of
+    an empty selection is nan."""
     if dtype is not None:
-        from ..dtypes import normalize_dtype
         x = cast(x, normalize_dtype(dtype))
     if x.data.dtype.kind not in "fc":
         raise RuntimeError(f"mean: input dtype should be floating point, got {x.data.dtype} "
                            "(use .float() first, or pass dtype=)")
-    axes = normalize_dims(dim, x.data.ndim, "mean")
-    n = _count(x, axes)
-    s = sum(x, axes, keepdim)
-    return mul(s, 1.0 / n) if n else div(s, 0.0)
+    axes = tuple(range(x.data.ndim)) if dim is None else normalize_dims(dim, x.data.ndim, "mean")
+    return Mean.apply(x, axes=axes, keepdim=keepdim, n=_count(x, axes))
 
 
 def var(x, dim=None, unbiased=None, keepdim=False, correction=None):
@@ -213,7 +241,6 @@ def _exclusive_prod(xp, a, axis):
 
 def prod(x, dim=None, keepdim=False, dtype=None):
     if dtype is not None:
-        from ..dtypes import normalize_dtype
         x = cast(x, normalize_dtype(dtype))
     axis = None if dim is None else normalize_dims(dim, x.data.ndim, "prod")[0]
     if x.data.ndim == 0:
@@ -364,7 +391,6 @@ class Norm2(Function):
 def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
     """Vector norm over `dim` (all elements by default): p = 2/'fro', 1, inf, -inf, 0 or any real."""
     if dtype is not None:
-        from ..dtypes import normalize_dtype
         x = cast(x, normalize_dtype(dtype))
     x = _float_input(x, "norm")
     axes = normalize_dims(dim, x.data.ndim, "norm")

@@ -115,7 +115,11 @@ class Permute(Function):
 
     @staticmethod
     def backward(ctx, g):
-        inv = tuple(np.argsort(ctx.dims).tolist())
+        dims = ctx.dims
+        inv = [0] * len(dims)
+        for i, d in enumerate(dims):
+            inv[d] = i
+        inv = tuple(inv)
         if not _mode.enabled:
             return _raw_tensor(g.data.transpose(inv), g.data)
         return Permute.apply(g, dims=inv)
