@@ -161,6 +161,8 @@ def save(obj, f):
     path = os.fspath(f)
     d = os.path.dirname(os.path.abspath(path))
     base = os.path.basename(path)
+    if not os.path.isdir(d):
+        raise FileNotFoundError(f"save: parent directory {d!r} of {path!r} does not exist")
     tmp = None
     for attempt in range(100):
         cand = os.path.join(d, f".{base}.{os.getpid()}.{attempt}.tmp")

@@ -87,6 +87,11 @@ def test_exact_path_no_extension_and_pathlike(tmp_path):
     assert autodiff.load(tmp_path / "model.pt") == {"a": 1}
 
 
+def test_missing_directory(tmp_path):
+    with pytest.raises(FileNotFoundError, match="parent directory .* does not exist"):
+        autodiff.save({}, tmp_path / "nope" / "ck")
+
+
 def test_file_objects(tmp_path):
     buf = io.BytesIO()
     autodiff.save({"x": autodiff.ones(2)}, buf)
