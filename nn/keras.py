@@ -537,7 +537,7 @@ class KerasMixin:
                 val_loader = validation_data
 
         history = History()
-        cbs = [history] + list(callbacks or [])
+        cbs = list(callbacks or []) + [history]  # History last: it sees the logs other callbacks add
         try:
             steps = len(loader)
         except TypeError:
@@ -581,7 +581,7 @@ class KerasMixin:
                     if not meter.pending and (step % 10 == 0 or step + 1 == steps):
                         bar.set_postfix({"loss": f"{meter.loss():.4f}",
                                          **{n: f"{meter.mean(n):.4f}" for n in names}}, refresh=False)
-                for cb in cbs[1:]:
+                for cb in cbs[:-1]:
                     if type(cb).on_train_batch_end is not Callback.on_train_batch_end:
                         meter.flush()
                         cb.on_train_batch_end(step, {"loss": meter.loss(), **{n: meter.mean(n) for n in names}})
