@@ -282,12 +282,13 @@ def _new_tensor(data):
 
 # ----------------------------------------------------------------------------- the engine
 _queued_callbacks: list = []
+_depth = [0]  # nesting of _run_backward (checkpoint re-enters it); callbacks run at the outermost
 
 
 def queue_callback(fn):
-    """Run fn() once after the leaf gradients of the current backward() pass are stored (PyTorch's
-    `Variable._execution_engine.queue_callback`; DDP waits for its all-reduces there). Dropped if the
-    pass raises or is an `autodiff.grad` call."""
+    """Run fn() once after the leaf gradients of the current (outermost) backward() pass are stored
+    (PyTorch's `Variable._execution_engine.queue_callback`; DDP waits for its all-reduces there).
+    Dropped if the pass raises or is an `autodiff.grad` call."""
     _queued_callbacks.append(fn)
 
 
@@ -382,6 +383,7 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
     ready = [n for n in dict.fromkeys(nodes) if n not in deps]
     prev_mode = _mode.enabled
     _mode.enabled = create_graph
+    _depth[0] += 1
     try:
         while ready:
             node = ready.pop()
@@ -511,8 +513,10 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
                 leaf.grad = _new_tensor(leaf.grad.data + g.data)
     finally:
         _mode.enabled = prev_mode
-        callbacks = _queued_callbacks[:]
-        _queued_callbacks.clear()
+        _depth[0] -= 1
+        callbacks = _queued_callbacks[:] if _depth[0] == 0 else []
+        if _depth[0] == 0:
+            _queued_callbacks.clear()
     for cb in callbacks:
         cb()
     return None

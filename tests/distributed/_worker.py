@@ -270,6 +270,25 @@ def check_grad_api(rank, n):
     assert all(np.allclose(p.grad.data, q.grad.data) for p, q in zip(m.parameters(), full.parameters()))
 
 
+class CkptMLP(MLP):
+    """MLP whose first layer runs under autodiff.checkpoint (the engine re-enters backward)."""
+
+    def forward(self, x):
+        h = ad.checkpoint(lambda z: (z @ self.w1.T + self.b1).tanh(), x)
+        return h @ self.w2.T + self.b2
+
+
+def check_checkpoint(rank, n):
+    m = CkptMLP(seed=0)
+    ddp = DDP(m)
+    x, y = data(0, n)
+    loss_fn(ddp(ad.tensor(x[rank * B:(rank + 1) * B])), y[rank * B:(rank + 1) * B]).backward()
+    full = MLP(seed=0)
+    loss_fn(full(ad.tensor(x)), y).backward()
+    for (name, p), q in zip(m.named_parameters(), full.parameters()):
+        assert np.allclose(p.grad.data, q.grad.data), f"{name}: DDP + checkpoint gradient is not the average"
+
+
 def correctness(out):
     ad.set_default_dtype(ad.float64)
     dist.init_process_group("mpi", debug=True)
@@ -297,6 +316,7 @@ def correctness(out):
     run("state_dict", lambda: check_state_dict(holder["ddp"]))
     run("find_unused", check_unused, rank, n)
     run("grad_api", check_grad_api, rank, n)
+    run("checkpoint", check_checkpoint, rank, n)
     dist.destroy_process_group()
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
         json.dump({"rank": rank, "world": n, "results": results}, f)

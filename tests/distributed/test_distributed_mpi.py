@@ -34,7 +34,7 @@ def _why_unavailable():
 WHY = _why_unavailable()
 pytestmark = pytest.mark.skipif(WHY is not None, reason=WHY or "")
 
-CHECKS = ["collectives", "ddp", "ddp_small_buckets", "ddp_nn_mlp", "no_sync", "buffers", "state_dict", "find_unused", "grad_api"]
+CHECKS = ["collectives", "ddp", "ddp_small_buckets", "ddp_nn_mlp", "no_sync", "buffers", "state_dict", "find_unused", "grad_api", "checkpoint"]
 
 
 def launch(n, scenario, out, timeout=60):
