@@ -350,6 +350,9 @@ class GradScaler:
         if st["stage"] is OptState.READY:
             self.unscale_(optimizer)
         found = st["found_inf"]
+        if not found:
+            raise RuntimeError("GradScaler.step: no inf checks were recorded for this optimizer (none of its "
+                               "parameters has a gradient)")
         # One host read per device for the whole optimizer (PyTorch syncs here too).
         if not any(bool(v) for v in found.values()):
             retval = optimizer.step(*args, **kwargs)

@@ -168,6 +168,10 @@ def test_scaler_state_dict_disabled_and_errors():
         amp.GradScaler("cpu").unscale_(opt)
     with pytest.raises(RuntimeError, match="no inf checks"):
         s.update()
+    s3 = amp.GradScaler("cpu")
+    s3.scale(p.sum())
+    with pytest.raises(RuntimeError, match="no inf checks were recorded for this optimizer"):
+        s3.step(_SGD([ad.zeros(2, requires_grad=True)], lr=1.0))
     with pytest.raises(ValueError, match="growth_factor"):
         amp.GradScaler("cpu", growth_factor=0.5)
     h = ad.zeros(2, dtype=ad.float16, requires_grad=True)
