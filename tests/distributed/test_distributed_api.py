@@ -68,3 +68,24 @@ def test_launcher_without_mpiexec(monkeypatch, capsys):
     monkeypatch.setattr(launcher, "find_mpiexec", lambda explicit=None: None)
     assert launcher.main(["-n", "2", "train.py"]) == 127
     assert "no mpiexec found" in capsys.readouterr().err
+
+
+def test_queue_callback_runs_once_after_the_outermost_backward():
+    from autodiff import autograd
+    w = ad.tensor([1.0, 2.0], requires_grad=True)
+    v = ad.tensor([3.0, 4.0], requires_grad=True)
+    seen = []
+
+    def hook(g):
+        if not seen:
+            autograd.queue_callback(lambda: seen.append((w.grad.tolist(), v.grad.tolist())))
+        seen.append("hook")
+        return None
+    w.register_hook(hook)
+    # v's segment is checkpointed: the engine is re-entered for it during the outer backward
+    y = (w * 2).sum() + ad.checkpoint(lambda z: (z * z).sum(), v)
+    y.backward()
+    assert seen == ["hook", ([2.0, 2.0], [6.0, 8.0])]  # after every leaf grad was stored, once
+    seen.clear()
+    ad.grad((w * 3).sum(), [w])  # an autodiff.grad pass drops its callbacks
+    assert seen == ["hook"] and not autograd._queued_callbacks
