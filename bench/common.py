@@ -166,6 +166,7 @@ def to_markdown(results):
                        f"{fmt_time(r.get('first_s'))} | {ratio_np} | {ratio_t} | {metric} |")
         for n in notes:
             out.append(f"\n_{n}_")
-    out.append("\nRatios are time / time of the reference (numpy backend, or PyTorch on the same device): "
-               "below 1 is faster.")
+    out.append("\nRatios: time / time of the reference (numpy backend, or PyTorch on the same device), the "
+               "median over rounds of the per-round ratio (interleaved samples); below 1 is faster. Spread: "
+               "half the min..max range of the samples, in % of the median.")
     return "\n".join(out)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import math
+import statistics
 
 import numpy as np
 
@@ -39,7 +40,7 @@ class Ctx:
         elif isinstance(torch_device, str):
             torch_device = [d.strip() for d in torch_device.split(",") if d.strip()]
         self.torch_devices = torch_device if HAVE_TORCH else []
-        self.repeats = repeats or (5 if quick else 11)
+        self.repeats = repeats or (7 if quick else 11)
         self.min_sample_s = 0.005 if quick else 0.02
         self.log = log
 
@@ -108,13 +109,22 @@ def _impls(ctx, torch_too=True):
 
 def _result(workload, case, impl, st, **extra):
     r = dict(workload=workload, case=case, impl=impl)
-    r.update({k: v for k, v in st.items() if k != "samples"})
+    r.update(st)
     r.update(extra)
     return r
 
 
+def _paired_ratio(a, b):
+    """Median over rounds of a's sample / b's sample taken in the same round (adjacent in time), which
+    cancels most of the slow drift of a shared machine's load; falls back to the ratio of medians."""
+    sa, sb = a.get("samples") or [], b.get("samples") or []
+    if len(sa) == len(sb) and sa:
+        return statistics.median(x / y for x, y in zip(sa, sb))
+    return a["median_s"] / b["median_s"]
+
+
 def _finish(results, ref="numpy"):
-    """Add vs_numpy / vs_torch ratios within each (workload, case)."""
+    """Add vs_numpy / vs_torch ratios (paired per round, see _paired_ratio) within each (workload, case)."""
     cases = {}
     for r in results:
         cases.setdefault((r["workload"], r["case"]), []).append(r)
@@ -124,10 +134,10 @@ def _finish(results, ref="numpy"):
             if not r.get("median_s"):
                 continue
             if ref in by and r["impl"] != ref:
-                r["vs_numpy"] = r["median_s"] / by[ref]["median_s"]
+                r["vs_numpy"] = _paired_ratio(r, by[ref])
             tref = "torch-cuda" if _dev(r["impl"]) == "cuda" else "torch-cpu"
             if tref in by and r["impl"] != tref:
-                r["vs_torch"] = r["median_s"] / by[tref]["median_s"]
+                r["vs_torch"] = _paired_ratio(r, by[tref])
     return results
 
 
@@ -317,7 +327,14 @@ def wl_embedding(ctx):
             emb(idx, w).backward(g)
             w.grad = None
         cands.append(Candidate(impl, _wrap(impl, step), _sync(impl)))
-    return _run_case(ctx, "embedding", "table (10000,128), idx (32,64), fwd+bwd", cands)
+    out = _run_case(ctx, "embedding", "table (10000,128), idx (32,64), fwd+bwd", cands)
+    # the backward alone: the backends' embedding_backward slot (scatter-add of rows into a fresh table)
+    cands = []
+    for impl in ctx.backends:
+        bk = backends.get_backend(impl)
+        g, idx = bk.asarray(g0), bk.asarray(i0)
+        cands.append(Candidate(impl, lambda bk=bk, g=g, idx=idx: bk.embedding_backward(g, idx, 10000), _sync(impl)))
+    return out + _run_case(ctx, "embedding", "embedding_backward slot only", cands)
 
 
 def wl_optimizers(ctx):
