@@ -356,6 +356,64 @@ def ddp_mismatch(out):
     DDP(M(2 + dist.get_rank()))
 
 
+def fake_cupy(out):
+    """PLUMBING ONLY: the nccl group and the host-staged mpi path on a NumPy stand-in for CuPy."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import _fake_cupy as fc
+    from autodiff.autograd import _new_tensor
+    results = {}
+    for label, backend, with_avg in (("nccl", "nccl", True), ("nccl_no_avg", "nccl", False),
+                                     ("mpi_staged", "mpi", True)):
+        nccl = fc.install(with_avg)
+        dist.init_process_group(backend, debug=True)
+        rank, n = dist.get_rank(), dist.get_world_size()
+        try:
+            t = fc.device_tensor(np.arange(6.0).reshape(2, 3) + rank)
+            arr = t.data
+            dist.all_reduce(t)
+            assert t.data is arr and type(arr) is fc.ndarray, "not in place on the device array"
+            assert np.allclose(arr, n * np.arange(6.0).reshape(2, 3) + n * (n - 1) / 2)
+            a = fc.device_tensor(np.full(3, float(rank), dtype=np.float32))
+            dist.all_reduce(a, op=dist.ReduceOp.AVG)
+            assert a.dtype == np.float32 and np.allclose(a.data, (n - 1) / 2)
+            m = fc.device_tensor(np.array([rank, -rank], dtype=np.int64))
+            dist.all_reduce(m, op=dist.ReduceOp.MAX)
+            assert m.data.tolist() == [n - 1, 0]
+            h = fc.device_tensor(np.array([0.5 * rank], dtype=np.float16))
+            dist.all_reduce(h)
+            assert h.dtype == np.float16 and np.isclose(float(h.data[0]), 0.5 * n * (n - 1) / 2)
+            base = fc._wrap(np.zeros((4, 4)) + rank)
+            dist.all_reduce(_new_tensor(base[:, 1]))  # non-contiguous: reduced through a contiguous copy
+            assert np.allclose(base[:, 1], n * (n - 1) / 2) and np.allclose(base[:, 0], rank)
+            b = fc.device_tensor(np.full(3, float(rank)))
+            dist.broadcast(b, src=n - 1)
+            assert np.allclose(b.data, n - 1)
+            outs = [fc.device_tensor(np.zeros(2)) for _ in range(n)]
+            dist.all_gather(outs, fc.device_tensor(np.array([rank, 1.0])))
+            assert [o.data.tolist() for o in outs] == [[float(r), 1.0] for r in range(n)]
+            o = fc.device_tensor(np.zeros(2))
+            dist.reduce_scatter(o, [fc.device_tensor(np.full(2, float(10 * i + rank))) for i in range(n)],
+                                op=dist.ReduceOp.AVG)
+            assert np.allclose(o.data, 10 * rank + (n - 1) / 2)
+            dist.barrier()
+            used = set(nccl.calls)
+            if backend == "nccl":
+                assert {"allReduce", "broadcast", "allGather", "reduceScatter"} <= used, used
+            else:
+                assert not used, f"mpi backend called NCCL: {used}"
+            results[label] = "ok"
+        except Exception:  # noqa: BLE001 - reported to the test
+            results[label] = traceback.format_exc()
+        dist.destroy_process_group()
+    with open(os.path.join(out, f"rank{dist_rank()}.json"), "w") as f:
+        json.dump({"results": results}, f)
+
+
+def dist_rank():
+    from mpi4py import MPI
+    return MPI.COMM_WORLD.Get_rank()
+
+
 if __name__ == "__main__":
     scenario, out = sys.argv[1], sys.argv[2]
     globals()[scenario](out)

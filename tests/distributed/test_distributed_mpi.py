@@ -100,3 +100,14 @@ def test_ddp_rejects_replicas_of_different_shapes(tmp_path):
     assert p.returncode != 0
     assert "broadcast: the ranks called collectives that do not match" in p.stderr
     assert "rank 0: broadcast shape (2,)" in p.stderr and "rank 1: broadcast shape (3,)" in p.stderr
+
+
+def test_cupy_paths_plumbing_with_numpy_stand_in(tmp_path):
+    """PLUMBING ONLY (not GPU validation): the nccl group (with and without NCCL_AVG) and the
+    host-staged mpi path for CuPy arrays, on tests/distributed/_fake_cupy.py over 2 MPI ranks."""
+    p, _ = launch(2, "fake_cupy", tmp_path, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    for r in range(2):
+        res = json.loads((tmp_path / f"rank{r}.json").read_text())["results"]
+        for label in ("nccl", "nccl_no_avg", "mpi_staged"):
+            assert res[label] == "ok", f"rank {r} {label}:\n{res[label]}"
