@@ -12,3 +12,4 @@ from .keras import (Callback, CSVLogger, EarlyStopping, History, KerasMixin, Lea
                     ModelCheckpoint, TerminateOnNaN, callbacks)
 from .modules import *  # noqa: F401,F403
 from .parameter import Parameter
+from . import parallel  # nn.parallel.DistributedDataParallel (issue 8)
