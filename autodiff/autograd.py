@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import weakref
 
 from . import backends
 
@@ -114,7 +115,6 @@ class Function:
     saved = None
     saved_versions = None
     hooks = None
-    retained = None
     freed = False
 
     @classmethod
@@ -244,6 +244,15 @@ class Function:
     @property
     def next_functions(self):
         return tuple((e, 0) for e in (self.edges or ()))
+
+
+class _RetainGrad:
+    """Entry in a node's hook list made by `Tensor.retain_grad()`: the engine stores the gradient
+    of the node's output into the (weakly referenced) tensor's .grad."""
+    __slots__ = ("ref",)
+
+    def __init__(self, tensor):
+        self.ref = weakref.ref(tensor)
 
 
 _FREED_MSG = ("{}: trying to backward through the graph a second time (or to read saved tensors after "
@@ -380,6 +389,8 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
     # no-grad the sum is raw array math into an engine-owned buffer, held as a one-element list so
     # that it is never confused with a tensor that was handed out (which must not be modified).
     raw = not create_graph
+    free = not retain_graph
+    anomaly = _anomaly_hook
     ready = [n for n in dict.fromkeys(nodes) if n not in deps]
     prev_mode = _mode.enabled
     _mode.enabled = create_graph
@@ -399,25 +410,25 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
                 continue
             if g.__class__ is list:
                 g = _raw_tensor(g[0], g[0])
-            if node.freed:
-                raise RuntimeError(_FREED_MSG.format(type(node).__name__))
-            if node.hooks:
-                for h in node.hooks:
+            hooks = node.hooks
+            if hooks:  # tensor hooks of the node's output, and retain_grad (a _RetainGrad entry)
+                for h in hooks:
+                    if h.__class__ is _RetainGrad:
+                        t = h.ref()
+                        if t is not None and inputs is None:
+                            t.grad = g if t.grad is None else t.grad + g
+                        continue
                     r = h(g)
                     if r is not None:
                         g = r
-            if node.retained is not None:
-                t = node.retained()
-                if t is not None and inputs is None:
-                    t.grad = g if t.grad is None else t.grad + g
             if capture is not None and node in capture:
                 capture[node] = g
             gin = node.backward(node, g)
             if gin.__class__ is not tuple:
                 gin = (gin,)
-            if _anomaly_hook is not None:
-                _anomaly_hook(node, gin)
-            if not retain_graph:
+            if anomaly is not None:
+                anomaly(node, gin)
+            if free:  # saved values go now; backward through them again raises (see saved_tensors)
                 node.saved = None
                 if node.save_output:
                     node.out_data = None
@@ -441,7 +452,8 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
                         d = gi.data
                     if d.dtype != dtype:
                         gi = _raw_tensor(d.astype(dtype), d) if raw else gi.to(dtype)
-                    table = grads if isinstance(e, Fn) else leaves
+                    is_node = isinstance(e, Fn)
+                    table = grads if is_node else leaves
                     old = table.get(e)
                     if old is None:
                         table[e] = gi
@@ -454,7 +466,9 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
                         if type(acc) is not type(d):
                             acc = _by_array_type[type(d)].xp.asarray(acc)
                         table[e] = [acc]
-                if isinstance(e, Fn):
+                else:
+                    is_node = isinstance(e, Fn)
+                if is_node:
                     left = deps[e] - 1
                     deps[e] = left
                     if not left:

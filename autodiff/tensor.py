@@ -175,8 +175,9 @@ class Tensor:
             if not self.requires_grad:
                 raise RuntimeError("retain_grad: can't retain_grad on a tensor that does not require grad")
             return  # leaves keep their grad anyway
-        import weakref
-        self.grad_fn.retained = weakref.ref(self)
+        node = self.grad_fn
+        if not any(h.__class__ is autograd._RetainGrad for h in (node.hooks or ())):
+            node.register_hook(autograd._RetainGrad(self))
 
     def register_hook(self, hook):
         """Call hook(grad) when the gradient w.r.t. this tensor is computed; a non-None return replaces it."""
