@@ -36,6 +36,7 @@ import time
 from autodiff import autograd
 from autodiff.autograd import _new_tensor
 from autodiff.backends import backend_of
+from autodiff.device import as_device
 from autodiff.distributed import process_group as _pg
 
 from ..module import Module
@@ -139,9 +140,9 @@ class DistributedDataParallel(Module):
                              "one replica per process must live on one device")
         if self.device_ids is not None and params:
             want = self.device_ids[0]
-            idx = want.index if hasattr(want, "index") else want
+            idx = int(want) if isinstance(want, int) else (as_device(want).index or 0)
             dev = params[0].device
-            if isinstance(idx, int) and (dev.type != "cuda" or (dev.index or 0) != idx):
+            if dev.type != "cuda" or (dev.index or 0) != idx:
                 raise ValueError(f"DistributedDataParallel: device_ids={self.device_ids} but the module is on "
                                  f"{dev}; move it with module.to('cuda:{idx}') first")
 

@@ -89,3 +89,27 @@ def test_queue_callback_runs_once_after_the_outermost_backward():
     seen.clear()
     ad.grad((w * 3).sum(), [w])  # an autodiff.grad pass drops its callbacks
     assert seen == ["hook"] and not autograd._queued_callbacks
+
+
+def test_ddp_device_ids_must_match_the_module(monkeypatch):
+    """device_ids names a GPU; a CPU module with device_ids is an error (as in PyTorch)."""
+    import nn
+    from autodiff.distributed import process_group as pg
+    from nn.parallel import DistributedDataParallel
+
+    class OneRank:  # a stand-in world of size 1: DDP then needs no communication at all
+        rank, size, debug = 0, 1, False
+    monkeypatch.setattr(pg, "_world", OneRank())
+    for ids in ([0], ["cuda:0"], [ad.device("cuda", 0)]):
+        with pytest.raises(ValueError, match=r"DistributedDataParallel: device_ids=.* but the module is on cpu"):
+            DistributedDataParallel(nn.Linear(2, 2), device_ids=ids)
+    with pytest.raises(ValueError, match="bucket_cap_mb must be positive"):
+        DistributedDataParallel(nn.Linear(2, 2), bucket_cap_mb=0)
+    with pytest.raises(TypeError, match="expected an nn.Module"):
+        DistributedDataParallel(lambda x: x)
+    lin = nn.Linear(3, 2)
+    ddp = DistributedDataParallel(lin)
+    assert ddp.module is lin and list(ddp.state_dict()) == ["module.weight", "module.bias"]
+    x = ad.randn(4, 3)
+    ddp(x).sum().backward()  # world size 1: plain local gradients
+    assert lin.weight.grad is not None and lin.weight.grad.shape == (2, 3)
