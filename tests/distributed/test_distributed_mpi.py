@@ -111,3 +111,19 @@ def test_cupy_paths_plumbing_with_numpy_stand_in(tmp_path):
         res = json.loads((tmp_path / f"rank{r}.json").read_text())["results"]
         for label in ("nccl", "nccl_no_avg", "mpi_staged"):
             assert res[label] == "ok", f"rank {r} {label}:\n{res[label]}"
+
+
+@pytest.mark.skipif(not (REPO / "data" / "mnist.npz").exists(), reason="data/mnist.npz missing (run `make data`)")
+def test_ddp_mnist_example_smoke(tmp_path):
+    """examples/ddp_mnist.py on 2 ranks for a 2048-image slice: runs, learns, saves rank 0's weights."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    out = tmp_path / "mlp.ckpt"
+    cmd = [sys.executable, "-m", "autodiff.distributed.run", "-n", "2", "--timeout", "90",
+           str(REPO / "examples" / "ddp_mnist.py"), "--limit", "2048", "--batch-size", "32", "--hidden", "64",
+           "--save", str(out)]
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    m = re.search(r"test accuracy ([0-9.]+)", p.stdout)
+    assert m and float(m.group(1)) > 0.3, p.stdout
+    assert out.exists()
