@@ -106,6 +106,22 @@ def check_collectives(rank, n):
     o2 = ad.zeros(2, dtype=ad.float64)
     dist.reduce_scatter_tensor(o2, ad.tensor(np.arange(2.0 * n)), op=dist.ReduceOp.AVG)
     assert np.allclose(o2.data, [2 * rank, 2 * rank + 1])
+    # local argument errors, raised before any communication
+    for fn, msg in ((lambda: dist.all_gather([ad.zeros(2)] * (n + 1), ad.zeros(2)),
+                     f"all_gather: tensor_list has {n + 1} tensors but the world size is {n}"),
+                    (lambda: dist.all_gather([ad.zeros(3)] * n, ad.zeros(2)),
+                     "all_gather: tensor_list[0] has shape (3,) float64 but the input tensor has shape (2,)"),
+                    (lambda: dist.broadcast(ad.zeros(2), src=n), f"broadcast: src must be a rank in [0, {n - 1}]"),
+                    (lambda: dist.reduce_scatter(ad.zeros(2), [ad.zeros(2)] * (n + 1)),
+                     f"reduce_scatter: input_list has {n + 1} tensors"),
+                    (lambda: dist.all_reduce(np.zeros(2)), "all_reduce: expected an autodiff.Tensor"),
+                    (lambda: dist.all_reduce(ad.zeros(2), op="median"), "all_reduce: op must be a ReduceOp")):
+        try:
+            fn()
+        except (ValueError, TypeError) as e:
+            assert msg in str(e), (msg, str(e))
+        else:
+            raise AssertionError(f"no error for: {msg}")
     w = dist.all_reduce(ad.ones(3), async_op=True)
     assert w.wait() and w.is_completed()
     dist.barrier()
