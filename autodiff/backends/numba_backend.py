@@ -217,3 +217,32 @@ class NumbaBackend(NumpyBackend):
         K.max_pool2d_backward(_c(g).reshape(n, c, -1), _c(indices).astype(np.int64, copy=False).reshape(n, c, -1),
                               gx.reshape(n, c, h * w))
         return gx
+
+    def _avg_div(self, x_shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override, dtype):
+        h, w = x_shape[2], x_shape[3]
+        oh = self.pool_output_size(h, kernel[0], stride[0], padding[0], 1, ceil_mode)
+        ow = self.pool_output_size(w, kernel[1], stride[1], padding[1], 1, ceil_mode)
+        if divisor_override:
+            return np.full((oh, ow), divisor_override, dtype=dtype)
+        return _c(self._avg_divisor(tuple(x_shape), kernel, stride, padding, ceil_mode, count_include_pad,
+                                    dtype)).astype(dtype, copy=False)
+
+    def avg_pool2d(self, x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
+        if x.dtype not in _FLOATS or x.ndim != 4:
+            return super().avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
+        div = self._avg_div(x.shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override,
+                            x.dtype)
+        out = np.empty(x.shape[:2] + div.shape, dtype=x.dtype)
+        K.avg_pool2d(_c(x), kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1], div, out)
+        return out
+
+    def avg_pool2d_backward(self, g, x_shape, kernel, stride, padding, ceil_mode, count_include_pad,
+                            divisor_override):
+        if g.dtype not in _FLOATS or g.ndim != 4:
+            return super().avg_pool2d_backward(g, x_shape, kernel, stride, padding, ceil_mode, count_include_pad,
+                                               divisor_override)
+        div = self._avg_div(x_shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override,
+                            g.dtype)
+        gx = np.empty(tuple(int(s) for s in x_shape), dtype=g.dtype)
+        K.avg_pool2d_backward(_c(g), kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1], div, gx)
+        return gx

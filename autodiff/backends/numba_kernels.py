@@ -462,3 +462,61 @@ def max_pool2d_backward(g, idx, gx):
         ir = idx[b, ch]
         for k in range(gr.shape[0]):
             gx[b, ch, ir[k]] += gr[k]
+
+
+# ----------------------------------------------------------------------------- average pooling (NCHW)
+@njit(**_PAR)
+def avg_pool2d(x, kh, kw, sh, sw, ph, pw, div, out):
+    """out (N, C, OH, OW) = window sums of x over the part of each window inside the input (padding
+    counts as zeros) divided by div (OH, OW), the per-window divisor of PyTorch's rules."""
+    n, c, h, w = x.shape
+    oh, ow = out.shape[2], out.shape[3]
+    xf = x.reshape(-1)
+    of = out.reshape(-1)
+    df = div.reshape(-1)
+    for nc in prange(n * c):
+        xb = nc * h * w
+        ob = nc * oh * ow
+        for y in range(oh):
+            y0 = y * sh - ph
+            ylo = max(y0, 0)
+            yhi = min(y0 + kh, h)
+            for xx in range(ow):
+                x0 = xx * sw - pw
+                xlo = max(x0, 0)
+                xhi = min(x0 + kw, w)
+                s = 0.0
+                for iy in range(ylo, yhi):
+                    r = xb + iy * w
+                    for ix in range(xlo, xhi):
+                        s += xf[_U(r + ix)]
+                of[_U(ob + y * ow + xx)] = s / df[_U(y * ow + xx)]
+
+
+@njit(**_PAR)
+def avg_pool2d_backward(g, kh, kw, sh, sw, ph, pw, div, gx):
+    """Adjoint of avg_pool2d: gx (N, C, H, W) gets g / div spread over each window's inside part; each
+    task owns one (n, c) plane."""
+    n, c, h, w = gx.shape
+    oh, ow = g.shape[2], g.shape[3]
+    gf = g.reshape(-1)
+    xf = gx.reshape(-1)
+    df = div.reshape(-1)
+    for nc in prange(n * c):
+        xb = nc * h * w
+        gb = nc * oh * ow
+        for k in range(h * w):
+            xf[_U(xb + k)] = 0
+        for y in range(oh):
+            y0 = y * sh - ph
+            ylo = max(y0, 0)
+            yhi = min(y0 + kh, h)
+            for xx in range(ow):
+                x0 = xx * sw - pw
+                xlo = max(x0, 0)
+                xhi = min(x0 + kw, w)
+                v = gf[_U(gb + y * ow + xx)] / df[_U(y * ow + xx)]
+                for iy in range(ylo, yhi):
+                    r = xb + iy * w
+                    for ix in range(xlo, xhi):
+                        xf[_U(r + ix)] += v

@@ -325,3 +325,25 @@ def test_results_own_their_memory(nb):
         w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
         y, cols = nb.conv2d(x, w, None, (1, 1), (1, 1), (1, 1), 1)
         assert nb.conv2d_weight_grad(x, y, w.shape, (1, 1), (1, 1), (1, 1), 1, cols=cols).base is None
+
+
+AVG_CASES = [
+    # kernel, stride, padding, ceil_mode, count_include_pad, divisor_override
+    ((2, 2), (2, 2), (0, 0), False, True, None),
+    ((3, 3), (2, 2), (1, 1), True, True, None),
+    ((3, 2), (2, 1), (1, 1), True, False, None),
+    ((2, 3), (1, 2), (0, 1), False, True, 5),
+]
+
+
+@pytest.mark.skipif(not _has("avg_pool2d_backward"), reason="pooling slots not in base.Backend yet")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", AVG_CASES)
+def test_avg_pool2d_slots(nb, ref, dtype, case):
+    rng = np.random.default_rng(13)
+    x = _rand(rng, (2, 3, 7, 8), dtype, noncontig=True)
+    o1 = nb.avg_pool2d(x, *case)
+    o0 = ref.avg_pool2d(x, *case)
+    _close(o1, o0, dtype)
+    g = _rand(rng, o0.shape, dtype, noncontig=True)
+    _close(nb.avg_pool2d_backward(g, x.shape, *case), ref.avg_pool2d_backward(g, x.shape, *case), dtype)
