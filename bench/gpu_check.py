@@ -21,7 +21,9 @@ Stages
      calls of the same shapes (target >= 80 % of their throughput);
    - elementwise ops on 64M float32 elements: bytes moved per second vs a device-to-device copy
      measured in the same run (target >= 75 %);
-   - LeNet-style CNN step, batch 256: vs PyTorch CUDA eager (target <= 2x).
+   - LeNet-style CNN step, batch 256: vs PyTorch CUDA eager (target <= 2x);
+   then, in the time left, the general suite (`python -m bench --quick --backends numpy,cupy
+   --torch-device cuda`, bench/suite.py) in a subprocess (`--no-suite` skips it).
 4. summary: `gpu_check.json` and `gpu_check.md` in $OUT when set, else bench/results/.
 
 `--dry-run` checks the environment and the plan, runs each benchmark once at a tiny size when a GPU is
@@ -495,6 +497,33 @@ def _bench_line(r):
     return f"[bench] {r['title']}: {rs} (target {op} {target} {what}) {r.get('verdict', '')}  {_bench_details(r)}"
 
 
+# ----------------------------------------------------------------------------- stage 3b: the general suite
+SUITE_WORKLOADS = "elementwise,matmul,conv,cross_entropy,embedding,optimizers,mlp,cnn"
+
+
+def run_suite(limit, out_dir):
+    """`python -m bench --quick` (bench/suite.py) on the numpy and cupy backends with PyTorch CUDA, in a
+    subprocess killed after `limit` seconds; its markdown table is kept in suite.md."""
+    md = os.path.join(out_dir, "suite.md")
+    cmd = [sys.executable, "-m", "bench", "--quick", "--backends", "numpy,cupy", "--torch-device", "cuda",
+           "--workloads", SUITE_WORKLOADS, "--json", os.path.join(out_dir, "suite.json"), "--md", md, "--no-plot"]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    _log(f"[suite] {' '.join(cmd[1:])}  (limit {limit:.0f} s)")
+    t0 = time.perf_counter()
+    try:
+        p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=limit)
+        res = {"returncode": p.returncode, "tail": (p.stdout + p.stderr).strip().splitlines()[-10:]}
+    except subprocess.TimeoutExpired:
+        res = {"error": f"timed out after {limit:.0f} s"}
+    res["wall_s"] = round(time.perf_counter() - t0, 1)
+    if os.path.exists(md):
+        with open(md) as f:
+            res["markdown"] = f.read()
+    _log(f"[suite] {res.get('error') or 'exit ' + str(res['returncode'])} in {res['wall_s']} s")
+    return res
+
+
 # ----------------------------------------------------------------------------- summary
 def _markdown(summary):
     env = summary["env"]
@@ -528,6 +557,12 @@ def _markdown(summary):
         ratio = r.get("ratio")
         lines.append(f"| {r['title']} | {'n/a' if ratio is None else f'{ratio:.3f}'} | {op} {target} {what} | "
                      f"{r.get('verdict', '')} | {_bench_details(r)} |")
+    suite = summary.get("suite")
+    if suite:
+        lines += ["", f"General suite (`python -m bench --quick --backends numpy,cupy --torch-device cuda`): "
+                  f"{suite.get('skipped') or suite.get('error') or 'exit ' + str(suite.get('returncode'))}"]
+        if suite.get("markdown"):
+            lines += ["", suite["markdown"]]
     return "\n".join(lines) + "\n"
 
 
@@ -547,6 +582,7 @@ def main(argv=None):
     ap.add_argument("--skip-bench", action="store_true")
     ap.add_argument("--all-tests", action="store_true", help="also run the non-CUDA tests in the time left")
     ap.add_argument("--quick", action="store_true", help="fewer repeats and iterations")
+    ap.add_argument("--no-suite", action="store_true", help="skip the general bench suite (python -m bench)")
     args = ap.parse_args(argv)
     budget = Budget(args.budget)
     out_dir = _out_dir()
@@ -590,6 +626,12 @@ def main(argv=None):
                 summary["bench_error"] = f"{type(e).__name__}: {e}"
                 _log(traceback.format_exc())
                 rc = 1
+            if not (args.dry_run or args.no_suite):
+                left = budget.left() - 10
+                if left > 30 and os.path.exists(os.path.join(ROOT, "bench", "suite.py")):
+                    summary["suite"] = run_suite(left, out_dir)
+                else:
+                    summary["suite"] = {"skipped": "time budget spent" if left <= 30 else "bench/suite.py missing"}
     summary["wall_s"] = round(budget.elapsed(), 1)
     with open(os.path.join(out_dir, "gpu_check.json"), "w") as f:
         json.dump(summary, f, indent=2, default=str)
