@@ -133,8 +133,18 @@ def check_ddp(rank, n, bucket_cap_mb):
     ddp = DDP(m, bucket_cap_mb=bucket_cap_mb)
     assert max_diff(m, m0) == 0.0, "parameters not broadcast from rank 0"
     assert np.array_equal(m.running_mean.data, m0.running_mean.data), "buffers not broadcast from rank 0"
+    # bucketing: one flat bucket by default; tiny caps give one bucket per parameter, in reverse order
+    want = [["b2", "w2", "b1", "w1"]] if bucket_cap_mb >= 1 else [["b2"], ["w2"], ["b1"], ["w1"]]
+    names = {id(p): k for k, p in m.named_parameters()}
+    assert [[names[id(p)] for p in b.params] for b in ddp._buckets] == want
+    calls = []
+    orig = ddp.process_group.allreduce
+    ddp.process_group.allreduce = lambda a, op: calls.append(a.size) or orig(a, op)
     opt = optim.SGD(ddp.parameters(), lr=0.1, momentum=0.9)
     for s in range(STEPS):
+        if s == 1:
+            ddp.process_group.allreduce = orig
+            assert n == 1 or calls == [b.numel for b in ddp._buckets], calls  # one all-reduce per bucket
         x, y = data(s, n)
         lo, hi = rank * B, (rank + 1) * B
         opt.zero_grad()
