@@ -360,8 +360,12 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
             _accumulate(grads, r.grad_fn, g)
             nodes.append(r.grad_fn)
 
-    # Count, for every node, how many edges from nodes in this graph point to it.
+    # Count, for every node and every leaf, how many edges from nodes in this graph point to it:
+    # a node runs once all its consumers have run, and a leaf's gradient is final (its hooks run
+    # and .grad is stored at once, so e.g. DDP can start reducing it while backward goes on) once
+    # its count reaches zero.
     deps: dict = {}
+    ldeps: dict = {}
     stack = list(dict.fromkeys(nodes))
     seen = set(stack)
     Fn = Function
@@ -370,7 +374,9 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
         if edges is None:
             continue
         for e in edges:
-            if e is not None and isinstance(e, Fn):
+            if e is None:
+                continue
+            if isinstance(e, Fn):
                 n = deps.get(e)
                 if n is None:
                     deps[e] = 1
@@ -379,7 +385,46 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
                         stack.append(e)
                 else:
                     deps[e] = n + 1
+            else:
+                ldeps[e] = ldeps.get(e, 0) + 1
     del seen
+    handed_out = set()  # ids of arrays (or their bases) already stored as some leaf's .grad
+
+    def finish(leaf, g):
+        """Run the leaf's hooks on its complete gradient g and accumulate it into leaf.grad."""
+        if g.__class__ is list:  # an engine-owned sum: may become .grad without a copy
+            handed_out.add(id(g[0]))
+            g = _raw_tensor(g[0], g[0])
+            if not leaf._hooks and leaf.grad is None:
+                leaf.grad = g
+                return
+        if leaf._hooks:
+            for h in leaf._hooks:
+                r = h(g)
+                if r is not None:
+                    g = r
+        if create_graph:
+            leaf.grad = g if leaf.grad is None else leaf.grad + g
+        elif leaf.grad is None:
+            # .grad is C-contiguous and writable (PyTorch's layout contract: optimizers update it in
+            # place), and never aliases another leaf's .grad: one gradient array (or two views of one
+            # buffer) may reach two leaves in a pass. Gradient arrays are otherwise the engine's own
+            # (fresh results of backward formulas), so no copy is needed.
+            d = g.data
+            flags = d.flags
+            if not flags.c_contiguous or not getattr(flags, "writeable", True):
+                d = d.copy()
+            else:
+                key = id(d if d.base is None else d.base)
+                if key in handed_out:
+                    d = d.copy()
+                else:
+                    handed_out.add(key)
+            leaf.grad = _new_tensor(d)
+        else:
+            leaf.grad = _new_tensor(leaf.grad.data + g.data)
+
+    eager = inputs is None  # autodiff.grad returns leaf gradients instead of storing them
 
     capture = None
     if inputs is not None:
@@ -402,11 +447,18 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
             g = grads.pop(node, None)
             if g is None:  # no gradient reached this node: just release what it points to
                 for e in edges:
-                    if e is not None and isinstance(e, Fn):
+                    if e is None:
+                        continue
+                    if isinstance(e, Fn):
                         left = deps[e] - 1
                         deps[e] = left
                         if not left:
                             ready.append(e)
+                    else:
+                        left = ldeps[e] - 1
+                        ldeps[e] = left
+                        if not left and eager and e in leaves:
+                            finish(e, leaves.pop(e))
                 continue
             if g.__class__ is list:
                 g = _raw_tensor(g[0], g[0])
@@ -473,6 +525,11 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
                     deps[e] = left
                     if not left:
                         ready.append(e)
+                else:
+                    left = ldeps[e] - 1
+                    ldeps[e] = left
+                    if not left and eager and e in leaves:
+                        finish(e, leaves.pop(e))
 
         if inputs is not None:
             out = []
@@ -492,39 +549,8 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
                 out.append(g)
             return tuple(out)
 
-        handed_out = set()  # ids of arrays already stored as some leaf's .grad in this pass
-        for leaf, g in leaves.items():
-            if g.__class__ is list:  # an engine-owned sum: may become .grad without a copy
-                handed_out.add(id(g[0]))
-                g = _raw_tensor(g[0], g[0])
-                if not leaf._hooks and leaf.grad is None:
-                    leaf.grad = g
-                    continue
-            if leaf._hooks:
-                for h in leaf._hooks:
-                    r = h(g)
-                    if r is not None:
-                        g = r
-            if create_graph:
-                leaf.grad = g if leaf.grad is None else leaf.grad + g
-            elif leaf.grad is None:
-                # .grad is C-contiguous and writable (PyTorch's layout contract: optimizers update
-                # it in place), and never aliases another leaf's .grad: one gradient array (or two
-                # views of one buffer) may reach two leaves in a pass. Gradient arrays are otherwise
-                # the engine's own (fresh results of backward formulas), so no copy is needed.
-                d = g.data
-                flags = d.flags
-                if not flags.c_contiguous or not getattr(flags, "writeable", True):
-                    d = d.copy()
-                else:
-                    key = id(d if d.base is None else d.base)
-                    if key in handed_out:
-                        d = d.copy()
-                    else:
-                        handed_out.add(key)
-                leaf.grad = _new_tensor(d)
-            else:
-                leaf.grad = _new_tensor(leaf.grad.data + g.data)
+        for leaf, g in leaves.items():  # leaves that are roots themselves
+            finish(leaf, g)
     finally:
         _mode.enabled = prev_mode
         _depth[0] -= 1

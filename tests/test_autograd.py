@@ -189,6 +189,19 @@ def test_hooks_on_leaf_and_nonleaf(device):
     np.testing.assert_allclose(to_numpy(x.grad), [3.0, 3.0])
 
 
+def test_leaf_hook_fires_as_soon_as_its_gradient_is_complete(device):
+    """A leaf's hooks run (and .grad is stored) when its last consumer has run, before the rest of
+    the backward pass: DDP overlaps gradient reduction with the remaining backward this way."""
+    events = []
+    x = leaf([1.0, 2.0], device)
+    w = leaf([3.0, 4.0], device)
+    w.register_hook(lambda g: events.append(("w", x.grad is None)))
+    a = x * 2
+    a.register_hook(lambda g: events.append(("a", w.grad is not None)))
+    (a.exp() * w).sum().backward()
+    assert events == [("w", True), ("a", True)]
+
+
 def test_hook_requires_grad(device):
     with pytest.raises(RuntimeError, match="register_hook"):
         ad.ones(2, device=device).register_hook(lambda g: g)
