@@ -476,6 +476,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
             q *= valid[:, None]
         rows = N.SoftTargetCrossEntropy.apply(z, _new_tensor(q))
     else:
+        if w is None and not has_ignored and reduction != "none":  # the hot path: one fused node
+            return N.SoftmaxCrossEntropy.apply(z, target=t_safe, reduction=reduction)
         rows = N.SoftmaxCrossEntropy.apply(z, target=t_safe)
         scale = None
         if w is not None:

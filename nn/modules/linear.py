@@ -5,6 +5,8 @@ import math
 
 import autodiff
 
+from autodiff.ops.nn import Linear as _LinearFn
+
 from .. import functional as F
 from .. import init
 from ..module import Module
@@ -50,11 +52,15 @@ class Linear(Module):
     def forward(self, input):
         if not isinstance(input, autodiff.Tensor):
             raise TypeError(f"{self!r}: input must be a Tensor, got {type(input).__name__}")
-        if input.ndim == 0 or input.shape[-1] != self.in_features:
-            got = input.shape[-1] if input.ndim else 0
+        d = input.data
+        if d.ndim == 0 or d.shape[-1] != self.in_features:
+            got = d.shape[-1] if d.ndim else 0
             raise RuntimeError(f"{self!r}: input has {got} features (shape {tuple(input.shape)}), expected "
                                f"{self.in_features}")
-        return F.linear(input, self.weight, self.bias)
+        w, b = self.weight, self.bias
+        if d.dtype == w.data.dtype and (b is None or d.dtype == b.data.dtype) and d.dtype.kind == "f":
+            return _LinearFn.apply(input, w) if b is None else _LinearFn.apply(input, w, b)  # checks done
+        return F.linear(input, w, b)
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
