@@ -14,6 +14,7 @@ from autodiff import autograd
 from autodiff.autograd import _new_tensor
 from autodiff.backends import backend_of
 from autodiff.ops import elementwise as E
+from autodiff.ops.indexing import Gather
 from autodiff.ops import nn as N
 from autodiff.ops.shape import pad as _pad
 from autodiff.tensor import Tensor
@@ -26,7 +27,7 @@ def _xp(t):
 
 
 def _on_cpu(t):
-    return isinstance(t.data, np.ndarray)
+    return type(t.data) is np.ndarray  # exact type: device arrays (even ndarray subclasses) never sync
 
 
 def _check_tensor(x, name, what="input"):
@@ -420,7 +421,7 @@ def _class_layout(input, target, name):
 def _check_class_range(t, c, ignore_index, name):
     """Class indices must lie in [0, C) (ignore_index excepted). Checked on the CPU only: on a GPU
     the check would synchronise with the host, so out-of-range indices are clipped there."""
-    if isinstance(t, np.ndarray) and t.size:
+    if type(t) is np.ndarray and t.size:
         bad = ((t < 0) | (t >= c)) & (t != ignore_index)
         if bad.any():
             v = t[bad][0]
@@ -461,9 +462,9 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     _check_class_range(t, c, ignore_index, "cross_entropy")
     w = _weight_array(weight, c, input, "cross_entropy")
     valid = t != ignore_index
-    has_ignored = (not isinstance(t, np.ndarray)) or bool(not valid.all())
+    has_ignored = type(t) is not np.ndarray or bool(not valid.all())
     t_safe = xp.where(valid, t, 0) if has_ignored else t
-    if not isinstance(t, np.ndarray):
+    if type(t) is not np.ndarray:
         t_safe = xp.clip(t_safe, 0, c - 1)
     t_safe = t_safe.astype(np.int64, copy=False)
     if label_smoothing > 0:
@@ -548,7 +549,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     w = _weight_array(weight, c, input, "nll_loss")
     valid = t != ignore_index
     t_safe = xp.clip(xp.where(valid, t, 0), 0, c - 1).astype(np.int64)
-    picked = z.gather(1, _new_tensor(t_safe[:, None])).reshape(-1)
+    picked = Gather.apply(z, index=t_safe[:, None], axis=1).reshape(-1)  # indices validated/clipped above
     scale = valid.astype(input.dtype)
     if w is not None:
         scale = scale * w[t_safe]

@@ -403,9 +403,8 @@ class Module(KerasMixin):
 
         def conv(a):
             out = a
-            if target is not None and backend_of(a) is not target or (
-                    target is not None and dev.type == "cuda" and str(target.device_of(a)) != str(dev)
-                    and dev.index is not None):
+            if target is not None and (backend_of(a) is not target or
+                                       (dev.index is not None and target.device_of(a) != str(dev))):
                 out = target.asarray(a, device=dev)
             if dtype is not None and out.dtype.kind in "fc" and out.dtype != dtype:
                 out = out.astype(dtype)

@@ -972,7 +972,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     if idx.dtype.kind not in "iu":
         raise RuntimeError(f"embedding: indices must be an integer tensor (int64), got {idx.dtype}")
     num = weight.data.shape[0]
-    if isinstance(idx, np.ndarray) and idx.size and (idx.min() < 0 or idx.max() >= num):
+    if type(idx) is np.ndarray and idx.size and (idx.min() < 0 or idx.max() >= num):
         raise IndexError(f"embedding: index out of range: indices must be in [0, {num - 1}] for an embedding "
                          f"table of {num} rows, got values in [{int(idx.min())}, {int(idx.max())}]")
     if type(idx) is not type(weight.data):
