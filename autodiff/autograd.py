@@ -65,12 +65,25 @@ class _GradModeContext:
         return wrapper
 
 
-class no_grad(_GradModeContext):
+class _NoArgGradMode(_GradModeContext):
+    """`no_grad()` / `enable_grad()`: usable as `with no_grad():`, `@no_grad()` and, as in recent
+    PyTorch, the bare decorator `@no_grad`."""
+
+    def __new__(cls, fn=None):
+        self = super().__new__(cls)
+        if fn is not None:
+            if not callable(fn):
+                raise TypeError(f"{cls.__name__}() takes no arguments (got {type(fn).__name__})")
+            return self.__call__(fn)
+        return self
+
+
+class no_grad(_NoArgGradMode):
     """Disable graph recording in this thread (context manager or decorator)."""
     _target = False
 
 
-class enable_grad(_GradModeContext):
+class enable_grad(_NoArgGradMode):
     """Enable graph recording in this thread (context manager or decorator)."""
     _target = True
 

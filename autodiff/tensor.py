@@ -256,7 +256,15 @@ class Tensor:
     # ------------------------------------------------------------------ printing
     def __repr__(self):
         arr = _by_array_type[type(self.data)].to_numpy(self.data)
-        body = np.array2string(arr, separator=", ", precision=4, prefix="tensor(")
+        fmt = None
+        if arr.dtype.kind == "f" and arr.size:
+            # PyTorch's style: integral values as "1.", else 4 decimals, scientific for wide ranges
+            finite = np.abs(arr[np.isfinite(arr)])
+            if finite.size and not np.all(finite == np.round(finite)):
+                nz = finite[finite > 0]
+                wide = nz.size and (nz.max() >= 1e8 or nz.min() < 1e-4 or nz.max() / nz.min() > 1e3)
+                fmt = {"float_kind": (lambda v: f"{v:.4e}") if wide else (lambda v: f"{v:.4f}")}
+        body = np.array2string(arr, separator=", ", precision=4, prefix="tensor(", formatter=fmt)
         extras = []
         if self.data.dtype not in (default_float_dtype(), np.dtype(np.int64), np.dtype(np.bool_)):
             extras.append(f"dtype={self.data.dtype}")

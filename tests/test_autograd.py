@@ -310,6 +310,12 @@ def test_no_grad_context_and_decorator(device):
 
     assert not f(x).requires_grad and ad.is_grad_enabled()
 
+    @ad.no_grad
+    def f2(t):
+        return t * 2
+
+    assert not f2(x).requires_grad and f2.__name__ == "f2"
+
 
 def test_enable_grad_inside_no_grad(device):
     x = leaf([1.0], device)

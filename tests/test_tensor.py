@@ -182,7 +182,9 @@ def test_detach_and_requires_grad_(device):
 def test_repr(device):
     x = ad.tensor([1.0, 2.5], device=device)
     r = repr(x)
-    assert r.startswith("tensor([1. , 2.5]") or r.startswith("tensor([1.0000, 2.5000]") or "1." in r
+    assert r == "tensor([1.0000, 2.5000])" + ("" if device == "cpu" else ", device='cuda:0'")
+    assert repr(ad.tensor([1.0, 2.0], device=device)).startswith("tensor([1., 2.]")
+    assert repr(ad.tensor([1e-5, 1.0], device=device)).startswith("tensor([1.0000e-05, 1.0000e+00]")
     assert "dtype" not in r  # default dtype omitted, as PyTorch
     assert "dtype=float64" in repr(x.double())
     assert "requires_grad=True" in repr(x.requires_grad_())
