@@ -455,3 +455,207 @@ def test_plumbing_module_and_optimizer_state_follow_to(fake_cuda):
     assert all(type(p.data) is FakeGpuArray for p in model.parameters())
     model.cpu()
     assert all(p.device == "cpu" for p in model.parameters())
+
+
+# ----------------------------------------------------------------------------- CupyBackend's Python logic on a fake CuPy
+def _make_fake_cupy(n_gpus=1):
+    """A NumPy-backed stand-in for the parts of CuPy that CupyBackend and autodiff.cuda call outside the
+    fused kernels (which it cannot emulate: building one raises). Plumbing only, NOT GPU validation."""
+    cp = types.ModuleType("cupy")
+    cp.__version__ = "0.0-fake"
+    core = types.ModuleType("cupy._core")
+    sd = types.ModuleType("cupy._core.syncdetect")
+    sd._declare_synchronize = lambda: None
+    core.syncdetect = sd
+    cp._core = core
+    current = [0]
+
+    class Device:
+        def __init__(self, i=None):
+            self.id = current[0] if i is None else i
+
+        def __enter__(self):
+            self._prev = current[0]
+            current[0] = self.id
+            return self
+
+        def __exit__(self, *exc):
+            current[0] = self._prev
+
+        def synchronize(self):
+            sd._declare_synchronize()
+
+        def use(self):
+            current[0] = self.id
+
+    class ndarray(np.ndarray):
+        dev_id = 0
+
+        def __array_finalize__(self, obj):
+            self.dev_id = getattr(obj, "dev_id", current[0])
+
+        @property
+        def device(self):
+            return Device(self.dev_id)
+
+        def get(self):
+            sd._declare_synchronize()
+            return np.array(self).view(np.ndarray)
+
+        def item(self):
+            return self.get().item()
+
+        def copy(self, *a, **k):
+            out = np.array(self).view(ndarray)
+            out.dev_id = current[0]
+            return out
+
+    def wrap(r):
+        if type(r) is np.ndarray:
+            out = r.view(ndarray)
+            out.dev_id = current[0]
+            return out
+        return tuple(wrap(x) for x in r) if isinstance(r, tuple) else r
+
+    def asarray(a, dtype=None):
+        if isinstance(a, ndarray) and (dtype is None or a.dtype == dtype):
+            return a
+        return wrap(np.array(a, dtype=dtype))
+
+    for name in ("zeros", "ones", "full", "empty", "arange", "exp", "log", "sqrt", "maximum", "where", "pad",
+                 "take_along_axis", "zeros_like", "empty_like", "broadcast_to", "matmul", "tensordot",
+                 "ascontiguousarray", "tanh"):
+        setattr(cp, name, (lambda f: lambda *a, **k: wrap(f(*a, **k)))(getattr(np, name)))
+    cp.asarray = asarray
+    cp.ndarray = ndarray
+    cp.add = np.add
+    for name in ("float16", "float32", "float64", "int64", "int32", "bool_", "dtype", "inf", "iinfo"):
+        setattr(cp, name, getattr(np, name))
+
+    class Gen:
+        def __init__(self, seed):
+            self.g = np.random.default_rng(seed)
+
+        def random(self, size=None, dtype=np.float64):
+            return wrap(np.asarray(self.g.random(size, dtype=dtype)))
+
+        def standard_normal(self, size=None, dtype=np.float64):
+            return wrap(np.asarray(self.g.standard_normal(size, dtype=dtype)))
+
+        def integers(self, low, high=None, size=None, dtype=np.int64):
+            return wrap(np.asarray(self.g.integers(low, high, size=size, dtype=dtype)))
+
+    cp.random = types.SimpleNamespace(default_rng=lambda seed=None: Gen(seed))
+
+    class Pool:
+        used = 0
+
+        def used_bytes(self):
+            return self.used
+
+        def total_bytes(self):
+            return self.used + 100
+
+        def free_all_blocks(self):
+            pass
+
+    pool = Pool()
+    cp.get_default_memory_pool = lambda: pool
+    cp.get_default_pinned_memory_pool = lambda: pool
+    allocator = [lambda size: types.SimpleNamespace(device_id=current[0], size=size)]
+    cp.cuda = types.SimpleNamespace(
+        Device=Device, get_allocator=lambda: allocator[0], set_allocator=lambda f: allocator.__setitem__(0, f),
+        runtime=types.SimpleNamespace(getDeviceCount=lambda: n_gpus, getDevice=lambda: current[0],
+                                      getDeviceProperties=lambda i: {"name": b"Fake GPU", "totalGlobalMem": 1 << 30,
+                                                                     "major": 9, "minor": 0},
+                                      runtimeGetVersion=lambda: 13000, driverGetVersion=lambda: 13000))
+
+    def no_kernels(*a, **k):
+        raise NotImplementedError("the fake CuPy compiles no kernels")
+    cp.ElementwiseKernel = cp.RawModule = no_kernels
+    cp._allocate = allocator
+    return cp
+
+
+@pytest.fixture
+def fake_cupy(monkeypatch):
+    """Swap in the fake CuPy (and forget any real CUDA backend) for one test; everything is restored."""
+    cp = _make_fake_cupy(n_gpus=2)
+    saved = [(d, dict(d)) for d in (backends._by_array_type, backends._instances, backends._seeds)]
+    backends._instances.pop("cupy", None)
+    for name in [m for m in sys.modules if m.split(".")[0] in ("cupy", "cupyx")] + [
+            "autodiff.backends.cuda_kernels"]:
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.setitem(sys.modules, "cupy", cp)
+    monkeypatch.setitem(sys.modules, "cupy._core", cp._core)
+    monkeypatch.setitem(sys.modules, "cupy._core.syncdetect", cp._core.syncdetect)
+    monkeypatch.setattr(autodiff.cuda, "_tracking", False)
+    monkeypatch.setattr(autodiff.cuda, "_peak", {})
+    try:
+        yield cp
+    finally:
+        for d, snapshot in saved:
+            d.clear()
+            d.update(snapshot)
+        sys.modules.pop("autodiff.backends.cuda_kernels", None)  # bound to the fake; monkeypatch restores a real one
+
+
+def test_fake_cupy_backend_placement_and_devices(fake_cupy):
+    x = autodiff.zeros(2, 3, device="cuda")
+    assert type(x.data) is fake_cupy.ndarray and x.device == "cuda:0"
+    y = autodiff.ones(2, device="cuda:1")
+    assert y.device == "cuda:1"
+    assert x.to("cuda:1").device == "cuda:1" and x.to("cuda:1").data.dev_id == 1  # copied to GPU 1
+    with pytest.raises(RuntimeError, match=r"invalid device ordinal: cuda:5 requested but 2 GPU\(s\)"):
+        autodiff.zeros(1, device="cuda:5")
+    assert autodiff.cuda.device_count() == 2 and autodiff.cuda.get_device_name(1) == "Fake GPU"
+    c = autodiff.tensor([1.0, 2.0]).cuda()
+    np.testing.assert_array_equal(c.cpu().numpy(), [1.0, 2.0])
+    assert c.cpu().device == "cpu"
+
+
+def test_fake_cupy_seeds_before_and_after_load(fake_cupy):
+    autodiff.manual_seed(7)  # before CUDA is loaded: applied when it loads
+    a = autodiff.randn(4, device="cuda").cpu().numpy()
+    autodiff.cuda.manual_seed(7)
+    b = autodiff.randn(4, device="cuda").cpu().numpy()
+    np.testing.assert_array_equal(a, b)
+    p = autodiff.randperm(9, device="cuda").cpu().numpy()
+    assert sorted(p.tolist()) == list(range(9))
+    r = autodiff.randint(3, 6, (20,), device="cuda").cpu().numpy()
+    assert r.min() >= 3 and r.max() < 6
+
+
+def test_fake_cupy_generic_slots_and_index_conversion(fake_cupy):
+    cb = backends.get_backend("cupy")
+    out = cb.index_add((4, 2), np.float32, np.array([0, 0, 3]), fake_cupy.asarray(np.ones((3, 2), np.float32)))
+    np.testing.assert_array_equal(np.asarray(out), [[2, 2], [0, 0], [0, 0], [1, 1]])
+    # float16 takes the xp-generic path (no fused kernel is built for it)
+    x = np.array([[1.0, 2.0, 0.5]], dtype=np.float16)
+    loss, probs = cb.softmax_cross_entropy(fake_cupy.asarray(x), fake_cupy.asarray(np.array([1])))
+    ref = backends.get_backend("numpy").softmax_cross_entropy(x, np.array([1]))
+    np.testing.assert_allclose(np.asarray(loss, dtype=np.float32), ref[0].astype(np.float32), rtol=1e-3)
+    # float32 goes to the fused kernels, which the fake cannot build
+    with pytest.raises(NotImplementedError, match="compiles no kernels"):
+        cb.softmax_cross_entropy(fake_cupy.asarray(x.astype(np.float32)), fake_cupy.asarray(np.array([1])))
+
+
+def test_fake_cupy_memory_stats_and_transfer_counter(fake_cupy):
+    pool = fake_cupy.get_default_memory_pool()
+    pool.used = 1000
+    assert autodiff.cuda.memory_allocated() == 1000 and autodiff.cuda.memory_reserved() == 1100
+    autodiff.cuda.reset_peak_memory_stats()
+    pool.used = 5000
+    fake_cupy._allocate[0](4000)  # an allocation through the wrapped allocator records the peak
+    pool.used = 2000
+    assert autodiff.cuda.max_memory_allocated() == 5000
+    autodiff.cuda.reset_peak_memory_stats()
+    assert autodiff.cuda.max_memory_allocated() == 2000
+    autodiff.cuda.empty_cache()
+    t = autodiff.ones(3, device="cuda")
+    with autodiff.cuda._count_transfers() as log:
+        u = t * 2 + 1
+        assert log.count == 0
+        u.sum().item()
+        autodiff.cuda.synchronize()
+    assert log.count == 2, log
