@@ -459,10 +459,14 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
                            f"(float), got {target.dtype}")
     z, t, out_shape, c = _class_layout(input, target, "cross_entropy")
     xp = _xp(input)
-    _check_class_range(t, c, ignore_index, "cross_entropy")
     w = _weight_array(weight, c, input, "cross_entropy")
-    valid = t != ignore_index
-    has_ignored = type(t) is not np.ndarray or bool(not valid.all())
+    on_cpu = type(t) is np.ndarray
+    if on_cpu and t.size and 0 <= t.min() and t.max() < c and not 0 <= ignore_index < c:
+        valid, has_ignored = None, False  # the common case, decided with two reductions
+    else:
+        _check_class_range(t, c, ignore_index, "cross_entropy")
+        valid = t != ignore_index
+        has_ignored = not on_cpu or bool(not valid.all())
     t_safe = xp.where(valid, t, 0) if has_ignored else t
     if type(t) is not np.ndarray:
         t_safe = xp.clip(t_safe, 0, c - 1)

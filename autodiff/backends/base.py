@@ -145,8 +145,9 @@ class Backend:
         z = logits - m
         e = xp.exp(z)
         s = e.sum(axis=1, keepdims=True)
-        logp_t = xp.take_along_axis(z, target[:, None], axis=1)[:, 0] - xp.log(s[:, 0])
-        return -logp_t, e / s
+        logp_t = z[xp.arange(z.shape[0]), target] - xp.log(s[:, 0])
+        e /= s
+        return -logp_t, e
 
     def softmax_cross_entropy_backward(self, probs, target, grad_rows):
         """d loss / d logits for softmax_cross_entropy: (probs - onehot(target)) * grad_rows[:, None]."""
