@@ -114,11 +114,49 @@ __global__ void ad_sce_fwd(const T* __restrict__ x, const long long* __restrict_
         loss[row] = (tt >= 0 && tt < C) ? (log(s) + m - xr[tt]) : (T)__int_as_float(0x7fc00000);  // NaN (no math header needed)
     }
 }
+
+// y[r] = softmax(x[r]) or log_softmax(x[r]) over the last axis; x is C-contiguous (rows, C), C >= 1.
+template<typename T>
+__global__ void ad_softmax_rows(const T* __restrict__ x, T* __restrict__ y, const long long C, const int logsm) {
+    __shared__ T sh[32];
+    const long long row = blockIdx.x;
+    const T* xr = x + row * C;
+    T* yr = y + row * C;
+    T m = xr[0];
+    for (long long j = threadIdx.x; j < C; j += blockDim.x) m = ad_max(m, xr[j]);
+    m = block_max(m, sh);
+    T s = 0;
+    for (long long j = threadIdx.x; j < C; j += blockDim.x) s += exp(xr[j] - m);
+    s = block_sum(s, sh);
+    if (logsm) {
+        const T lse = log(s) + m;
+        for (long long j = threadIdx.x; j < C; j += blockDim.x) yr[j] = xr[j] - lse;
+    } else {
+        const T inv = (T)1 / s;
+        for (long long j = threadIdx.x; j < C; j += blockDim.x) yr[j] = exp(xr[j] - m) * inv;
+    }
+}
 """
+
+_ROW_KERNELS = ("ad_sce_fwd<float>", "ad_sce_fwd<double>", "ad_softmax_rows<float>", "ad_softmax_rows<double>")
 
 
 def _sce_module():
-    return cupy.RawModule(code=_SCE_SOURCE, name_expressions=("ad_sce_fwd<float>", "ad_sce_fwd<double>"))
+    return cupy.RawModule(code=_SCE_SOURCE, name_expressions=_ROW_KERNELS)
+
+
+def softmax_rows(x, log=False):
+    """Softmax (or log-softmax) over the last axis in one kernel launch (one block per row).
+    Reference: `Backend.softmax` / `Backend.log_softmax` with axis=-1."""
+    mod = _cached("sce", _sce_module)
+    xc = cupy.ascontiguousarray(x)
+    y = cupy.empty(xc.shape, dtype=xc.dtype)
+    c = xc.shape[-1]
+    if y.size == 0:
+        return y
+    name = "ad_softmax_rows<float>" if xc.dtype == cupy.float32 else "ad_softmax_rows<double>"
+    mod.get_function(name)((xc.size // c,), (_threads_for(c),), (xc, y, cupy.int64(c), cupy.int32(1 if log else 0)))
+    return y
 
 
 def _threads_for(c):

@@ -231,6 +231,21 @@ class CupyBackend(Backend):
             return self.k.max_pool2d_backward(g, indices, tuple(x_shape))
         return super().max_pool2d_backward(g, indices, x_shape, overlapping)
 
+    # ------------------------------------------------------------------ softmax over the last axis
+    def _row_fusable(self, x, axis):
+        return (x.ndim >= 1 and axis in (-1, x.ndim - 1) and x.shape[-1] > 0 and x.size > 0
+                and self.k.fusable(x))
+
+    def softmax(self, x, axis):
+        if self._row_fusable(x, axis):
+            return self.k.softmax_rows(x, log=False)
+        return super().softmax(x, axis)
+
+    def log_softmax(self, x, axis):
+        if self._row_fusable(x, axis):
+            return self.k.softmax_rows(x, log=True)
+        return super().log_softmax(x, axis)
+
     # ------------------------------------------------------------------ fused losses
     def softmax_cross_entropy(self, logits, target):
         if logits.ndim == 2 and logits.shape[1] > 0 and self.k.fusable(logits):

@@ -94,6 +94,19 @@ def test_softmax_cross_entropy_float16_falls_back(cb, ref):
     np.testing.assert_allclose(loss.get().astype(np.float32), loss_r, rtol=1e-2, atol=1e-2)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, axis", [((3, 7), -1), ((2, 3, 300), 2), ((1, 1), -1), ((4, 5), 0), ((2, 1100), 1)])
+@pytest.mark.parametrize("noncontig", [False, True])
+def test_softmax_log_softmax_rows(cb, ref, dtype, shape, axis, noncontig):
+    rng = np.random.default_rng(9)
+    x = _rand(rng, shape, dtype, scale=4.0)
+    xd = _dev(cb, x, noncontig)
+    y = cb.softmax(xd, axis)
+    assert y.shape == shape and y.dtype == dtype
+    _close(y, ref.softmax(x, axis), dtype)
+    _close(cb.log_softmax(xd, axis), ref.log_softmax(x, axis), dtype)
+
+
 # ----------------------------------------------------------------------------- im2col / col2im
 CONV_CASES = [  # (x shape, kh, kw, stride, padding, dilation)
     ((2, 3, 8, 8), 3, 3, (1, 1), (1, 1), (1, 1)),
