@@ -24,7 +24,9 @@ from .ops.shape import (broadcast_to, cat, chunk, clone, concat, concatenate, co
                         movedim, narrow, pad, permute, repeat, reshape, split, squeeze, stack, swapaxes, t, tile,
                         transpose, unbind, unflatten, unsqueeze)
 from .ops.linalg import bmm, dot, einsum, inner, matmul, mm, mv, outer
-from .ops.indexing import gather, index_select, masked_fill, scatter_add, take_along_dim
+from .ops.indexing import gather, index_select, masked_fill, scatter_add, take_along_dim, tril, triu
+from .ops.reduction import argsort, sort, topk
+from .ops.elementwise import isclose
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .serialization import load, save
 from . import amp  # noqa: E402

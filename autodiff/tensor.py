@@ -253,6 +253,42 @@ class Tensor:
     def is_floating_point(self):
         return self.data.dtype.kind == "f"
 
+    def is_contiguous(self):
+        return bool(self.data.flags.c_contiguous)
+
+    def type(self, dtype=None):
+        """`x.type(dtype)` converts (as `.to(dtype)`); `x.type()` names the type, e.g.
+        'autodiff.FloatTensor' ('autodiff.cuda.FloatTensor' on a GPU)."""
+        if dtype is not None:
+            return self.to(normalize_dtype(dtype))
+        names = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
+                 "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+        prefix = "autodiff.cuda." if self.is_cuda else "autodiff."
+        return prefix + names.get(str(self.data.dtype), str(self.data.dtype)) + "Tensor"
+
+    # new_* factories: same dtype and device as self unless given (PyTorch)
+    def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
+        return Tensor(data, dtype=dtype or self.data.dtype, device=device or self.device,
+                      requires_grad=requires_grad)
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
+        from .ops import creation
+        return creation.zeros(*size, dtype=dtype or self.data.dtype, device=device or self.device,
+                              requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
+        from .ops import creation
+        return creation.ones(*size, dtype=dtype or self.data.dtype, device=device or self.device,
+                             requires_grad=requires_grad)
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
+        return self.new_zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
+        from .ops import creation
+        return creation.full(size, fill_value, dtype=dtype or self.data.dtype, device=device or self.device,
+                             requires_grad=requires_grad)
+
     # ------------------------------------------------------------------ printing
     def __repr__(self):
         arr = _by_array_type[type(self.data)].to_numpy(self.data)
@@ -419,9 +455,16 @@ def _install_methods():
         "chunk": S.chunk, "unbind": S.unbind, "narrow": S.narrow, "flip": S.flip, "contiguous": S.contiguous,
         "matmul": L.matmul, "mm": L.mm, "bmm": L.bmm, "mv": L.mv, "dot": L.dot, "outer": L.outer,
         "gather": I.gather, "index_select": I.index_select, "masked_fill": I.masked_fill,
-        "scatter_add": I.scatter_add, "take_along_dim": I.take_along_dim,
+        "scatter_add": I.scatter_add, "take_along_dim": I.take_along_dim, "tril": I.tril, "triu": I.triu,
+        "sort": R.sort, "argsort": R.argsort, "topk": R.topk, "isclose": E.isclose,
     }.items():
         setattr(T, name, fn)
+    try:  # softmax / log_softmax live with the nn primitives; bind them as methods when present
+        from .ops import nn as _nn_ops
+        T.softmax = lambda self, dim, dtype=None: _nn_ops.softmax(self, dim, dtype)
+        T.log_softmax = lambda self, dim, dtype=None: _nn_ops.log_softmax(self, dim, dtype)
+    except ImportError:
+        pass
     T.view_as = lambda self, other: S.reshape(self, other.shape)
     T.reshape_as = lambda self, other: S.reshape(self, other.shape)
     T.leaky_relu = E.leaky_relu

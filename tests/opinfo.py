@@ -400,6 +400,18 @@ def logical_samples(rng, dtype):
     yield Sample((np.where(rng.random((2, 3)) < 0.5, 0.0, 1.5).astype(dtype), np.zeros((2, 3), dtype)), desc="zeros")
 
 
+def _np_sort(x, dim, descending):
+    idx = np.argsort(-x if descending else x, axis=dim, kind="stable")
+    return np.take_along_axis(x, idx, dim), idx.astype(np.int64)
+
+
+def _np_topk(x, k, dim, largest):
+    v, i = _np_sort(x, dim, largest)
+    sl = [slice(None)] * x.ndim
+    sl[dim] = slice(0, k)
+    return v[tuple(sl)], i[tuple(sl)]
+
+
 def _bool_ref(fn):
     return lambda *a: np.asarray(fn(*a))
 
@@ -567,6 +579,16 @@ OPS: list[OpInfo] = [
     _O("pad", lambda x, **kw: ad.pad(x, **kw), _np_pad, pad_samples),
     _O("flip", lambda x, **kw: ad.flip(x, kw["dims"]), lambda x, dims: np.flip(x, dims).copy(),
        _shape_samples([((2, 3), {"dims": (0,)}), ((2, 3, 4), {"dims": (-1, 0)}), ((3,), {"dims": 0})])),
+    _O("tril", lambda x, **kw: ad.tril(x, **kw), lambda x, diagonal=0: np.tril(x, diagonal),
+       _shape_samples([((3, 4), {}), ((2, 3, 3), {"diagonal": 1}), ((4, 3), {"diagonal": -1})])),
+    _O("triu", lambda x, **kw: x.triu(**kw), lambda x, diagonal=0: np.triu(x, diagonal),
+       _shape_samples([((3, 4), {}), ((2, 3, 3), {"diagonal": -1})])),
+    _O("sort", lambda x, **kw: ad.sort(x, **kw), lambda x, dim=-1, descending=False: _np_sort(x, dim, descending),
+       lambda rng, dt: (Sample((_distinct(rng, s, dt),), kw) for s, kw in
+                        (((3, 4), {}), ((3, 4), {"dim": 0, "descending": True}), ((5,), {"descending": True})))),
+    _O("topk", lambda x, **kw: x.topk(**kw), lambda x, k, dim=-1, largest=True: _np_topk(x, k, dim, largest),
+       lambda rng, dt: (Sample((_distinct(rng, s, dt),), kw) for s, kw in
+                        (((3, 4), {"k": 2}), ((3, 4), {"k": 1, "dim": 0, "largest": False}), ((5,), {"k": 5})))),
     # linear algebra
     _O("einsum", lambda *ts, eq: ad.einsum(eq, *ts), lambda *xs, eq: np.einsum(eq, *xs), einsum_samples,
        rtol32=1e-4, atol32=1e-5),

@@ -226,3 +226,21 @@ def test_device_objects():
     assert ad.device("cuda:1").index == 1 and ad.device("cuda").index is None
     with pytest.raises(ValueError, match="unknown device type"):
         ad.device("tpu")
+
+
+def test_misc_pytorch_api(device):
+    x = ad.tensor([[1.0, 2.0], [3.0, 4.0]], device=device)
+    assert x.type() == ("autodiff.FloatTensor" if device == "cpu" else "autodiff.cuda.FloatTensor")
+    assert x.type(ad.float64).dtype == ad.float64
+    assert x.is_contiguous() and not x.T.is_contiguous()
+    z = x.new_zeros(3)
+    assert z.shape == (3,) and z.dtype == ad.float32 and z.device == x.device
+    assert x.new_ones((2, 1)).tolist() == [[1.0], [1.0]]
+    assert x.new_full((2,), 7.0).tolist() == [7.0, 7.0]
+    assert x.new_tensor([1, 2]).dtype == ad.float32
+    assert x.new_zeros(2, dtype=ad.int64).dtype == ad.int64
+    assert ad.isclose(x, x + 1e-9).all().item() and not ad.isclose(x, x + 1).any().item()
+    v, i = ad.sort(ad.tensor([3.0, 1.0, 2.0, 1.0], device=device), descending=True)
+    assert v.tolist() == [3.0, 2.0, 1.0, 1.0] and i.tolist() == [0, 2, 1, 3]  # stable among ties
+    if hasattr(ad.Tensor, "softmax"):
+        np.testing.assert_allclose(to_numpy(x.softmax(1).sum(1)), [1.0, 1.0], rtol=1e-6)

@@ -944,5 +944,13 @@ def allclose(a, b, rtol=1e-5, atol=1e-8, equal_nan=False):
                             equal_nan=equal_nan))
 
 
+def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """Elementwise |a - b| <= atol + rtol * |b| (bool tensor), as torch.isclose."""
+    a, b = _binary_operands(a, b, "isclose")
+    _check_broadcast("isclose", a, b)
+    xp = _xp_of(a)
+    return _new_tensor(xp.asarray(xp.isclose(a.data, b.data, rtol=rtol, atol=atol, equal_nan=equal_nan)))
+
+
 def equal(a, b):
     return tuple(a.shape) == tuple(b.shape) and bool((a.data == b.data).all())

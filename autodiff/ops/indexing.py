@@ -320,3 +320,26 @@ def pad_nonconstant(x, pad, mode):
             raise ValueError(f"pad: unknown mode {mode!r} (constant, reflect, replicate, circular)")
         out = getitem(out, (slice(None),) * d + (xp.asarray(pos),))
     return out
+
+
+def _tri(x, diagonal, lower, opname):
+    if x.data.ndim < 2:
+        raise RuntimeError(f"{opname}: input tensor must have at least 2 dimensions, got shape {tuple(x.shape)}")
+    from .. import backends
+    from .elementwise import where
+    xp = backends._by_array_type[type(x.data)].xp
+    n, m = x.data.shape[-2:]
+    keep = (xp.tril if lower else xp.triu)(xp.ones((n, m), dtype=bool), k=diagonal)
+    if x.data.dtype.kind not in "fc":
+        return _new_tensor(xp.where(keep, x.data, xp.zeros((), dtype=x.data.dtype)))
+    return where(_new_tensor(keep), x, 0.0)
+
+
+def tril(x, diagonal=0):
+    """Lower triangle of the last two dimensions (others zeroed), differentiable."""
+    return _tri(x, diagonal, True, "tril")
+
+
+def triu(x, diagonal=0):
+    """Upper triangle of the last two dimensions (others zeroed), differentiable."""
+    return _tri(x, diagonal, False, "triu")

@@ -424,3 +424,48 @@ class CumSum(Function):
     def backward(ctx, g):
         from .shape import flip
         return flip(cumsum(flip(g, (ctx.axis,)), ctx.axis), (ctx.axis,))
+
+
+SortResult = collections.namedtuple("sort", ["values", "indices"])
+TopKResult = collections.namedtuple("topk", ["values", "indices"])
+
+
+def argsort(x, dim=-1, descending=False, stable=False):
+    """Indices that sort `x` along `dim` (int64). Ties keep their order (a stable sort)."""
+    (axis,) = normalize_dims(dim, x.data.ndim, "argsort")
+    xp = _xp_of(x)
+    if x.data.ndim == 0:
+        return _new_tensor(xp.zeros((), dtype=np.int64))
+    d = x.data
+    if descending:  # stable descending: ascending on the negated key (ties keep their order)
+        idx = xp.argsort(-(d.astype(np.int64) if d.dtype.kind in "bu" else d), axis=axis, kind="stable")
+    else:
+        idx = xp.argsort(d, axis=axis, kind="stable")
+    return _new_tensor(xp.asarray(idx).astype(np.int64))
+
+
+def sort(x, dim=-1, descending=False, stable=False):
+    """(values, indices) sorted along `dim`; values are differentiable (gradient scattered back)."""
+    idx = argsort(x, dim, descending)
+    if x.data.ndim == 0:
+        from .shape import clone
+        return SortResult(clone(x), idx)
+    (axis,) = normalize_dims(dim, x.data.ndim, "sort")
+    from .indexing import gather
+    return SortResult(gather(x, axis, idx), idx)
+
+
+def topk(x, k, dim=-1, largest=True, sorted=True):
+    """The k largest (or smallest) elements along `dim` as (values, indices); values differentiable."""
+    (axis,) = normalize_dims(dim, x.data.ndim, "topk")
+    n = x.data.shape[axis] if x.data.ndim else 1
+    if not 0 <= k <= n:
+        raise RuntimeError(f"topk: k ({k}) out of range for dimension {axis} of size {n} (shape {tuple(x.shape)})")
+    idx = argsort(x, axis, descending=largest)
+    if x.data.ndim == 0:
+        from .shape import clone
+        return TopKResult(clone(x), idx)
+    from .indexing import gather
+    from .shape import narrow
+    idx = narrow(idx, axis, 0, k)
+    return TopKResult(gather(x, axis, idx), idx)
