@@ -217,6 +217,13 @@ class Module(KerasMixin):
 
     # ------------------------------------------------------------------ calling
     def _call_impl(self, *args, **kwargs):
+        d = self.__dict__
+        if not d.get("_forward_pre_hooks") and not d.get("_forward_hooks"):  # fast path: no hooks
+            forward = self.forward
+            if forward is None:
+                raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" '
+                                          'function')
+            return forward(*args, **kwargs)
         if self.forward is None:
             raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
         for hid, hook in list(self._forward_pre_hooks.items()):
