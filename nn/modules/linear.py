@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import autodiff
+from autodiff import amp as _amp
 
 from autodiff.ops.nn import Linear as _LinearFn
 
@@ -58,7 +59,8 @@ class Linear(Module):
             raise RuntimeError(f"{self!r}: input has {got} features (shape {tuple(input.shape)}), expected "
                                f"{self.in_features}")
         w, b = self.weight, self.bias
-        if d.dtype == w.data.dtype and (b is None or d.dtype == b.data.dtype) and d.dtype.kind == "f":
+        if (d.dtype == w.data.dtype and (b is None or d.dtype == b.data.dtype) and d.dtype.kind == "f"
+                and not _amp._active):
             return _LinearFn.apply(input, w) if b is None else _LinearFn.apply(input, w, b)  # checks done
         return F.linear(input, w, b)
 
