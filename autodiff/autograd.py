@@ -11,6 +11,13 @@ dtypes so that the engine can undo broadcasting (sum-to-shape) and dtype promoti
 It keeps only the tensors its backward declared it needs (`save_inputs`, `save_output`), so
 intermediates that backward does not use are freed during the forward pass, and everything saved
 is released after backward unless `retain_graph=True`.
+
+The engine (`_run_backward`) counts, for every node and leaf, the edges pointing at it, then runs
+nodes in reverse topological order from a ready stack (no recursion: a 100,000-op chain is fine).
+Incoming gradients are summed before a node runs; a leaf's hooks run and its `.grad` is stored as
+soon as its last consumer has run. Backward formulas run under no-grad unless `create_graph=True`;
+the hot ops then compute on raw arrays (`_raw_tensor` wraps the result), and the engine sums
+gradients into buffers it owns, in place. Un-broadcasting and dtype restoration happen here, once.
 """
 from __future__ import annotations
 
@@ -137,10 +144,14 @@ class Function:
         This is the per-op hot path: no validation beyond the device check (ops validate their
         arguments once at entry), one dict lookup for the backend, and no graph work at all under
         no_grad or when no input requires grad."""
-        if len(inputs) == 1:
+        n_in = len(inputs)
+        if n_in == 1:
             a0 = inputs[0].data
             t0 = type(a0)
             arrays = (a0,)
+            ctx = object.__new__(cls)
+            ctx.backend = backend = _by_array_type[t0]
+            out_arr = cls.forward(ctx, a0, **params) if params else cls.forward(ctx, a0)
         else:
             arrays = [t.data for t in inputs]
             t0 = type(arrays[0])
@@ -149,9 +160,12 @@ class Function:
                     arrays = _reconcile_devices(cls, inputs, arrays)
                     t0 = type(arrays[0])
                     break
-        ctx = object.__new__(cls)
-        ctx.backend = backend = _by_array_type[t0]
-        out_arr = cls.forward(ctx, *arrays, **params)
+            ctx = object.__new__(cls)
+            ctx.backend = backend = _by_array_type[t0]
+            if n_in == 2 and not params:
+                out_arr = cls.forward(ctx, arrays[0], arrays[1])
+            else:
+                out_arr = cls.forward(ctx, *arrays, **params)
         if type(out_arr) is not t0:
             out_arr = backend.xp.asarray(out_arr)
         out = object.__new__(_Tensor)
