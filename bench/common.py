@@ -153,20 +153,20 @@ def to_markdown(results):
     for wl, rows in by_wl.items():
         out.append(f"\n### {wl}\n")
         notes = sorted({r["note"] for r in rows if r.get("note")})
-        out.append("| case | impl | median | spread | first call | vs numpy backend | vs torch | metric |")
-        out.append("|---|---|---:|---:|---:|---:|---:|---|")
+        out.append("| case | impl | median | best | spread | first call | vs numpy backend | vs torch | metric |")
+        out.append("|---|---|---:|---:|---:|---:|---:|---:|---|")
         for r in rows:
             if r.get("error"):
-                out.append(f"| {r['case']} | {r['impl']} | error | | | | | {r['error'][:80]} |")
+                out.append(f"| {r['case']} | {r['impl']} | error | | | | | | {r['error'][:80]} |")
                 continue
             ratio_np = f"{r['vs_numpy']:.2f}x" if r.get("vs_numpy") else "-"
             ratio_t = f"{r['vs_torch']:.2f}x" if r.get("vs_torch") else "-"
             metric = r.get("metric", "")
-            out.append(f"| {r['case']} | {r['impl']} | {fmt_time(r['median_s'])} | {spread(r)} | "
+            out.append(f"| {r['case']} | {r['impl']} | {fmt_time(r['median_s'])} | {fmt_time(r['min_s'])} | {spread(r)} | "
                        f"{fmt_time(r.get('first_s'))} | {ratio_np} | {ratio_t} | {metric} |")
         for n in notes:
             out.append(f"\n_{n}_")
     out.append("\nRatios: time / time of the reference (numpy backend, or PyTorch on the same device), the "
                "median over rounds of the per-round ratio (interleaved samples); below 1 is faster. Spread: "
-               "half the min..max range of the samples, in % of the median.")
+               "half the min..max range of the samples, in % of the median; best: the fastest sample.")
     return "\n".join(out)
