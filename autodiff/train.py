@@ -387,6 +387,10 @@ def plot_curves(history, path):
     a2.set_xlabel("epoch")
     a2.set_ylabel("accuracy")
     a2.legend()
+    from matplotlib.ticker import MaxNLocator
+    for ax in (a1, a2):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    a2.set_title(f"final test accuracy {history['test_acc'][-1] * 100:.2f}%")
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=100)

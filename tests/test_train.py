@@ -191,3 +191,9 @@ def test_detect_anomaly_inf_and_decorator():
     with autodiff.set_detect_anomaly(True):
         assert autodiff.is_anomaly_enabled()
     assert not autodiff.is_anomaly_enabled()
+
+
+def test_amp_run(tmp_path):
+    res = T.run(_args(tmp_path, "--epochs", "1", "--amp"), _data(48), _data(16), log=lambda *a: None)
+    assert np.isfinite(res["history"]["train_loss"][0])
+    assert all(p.dtype == np.float32 for p in res["model"].parameters())
