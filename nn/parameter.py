@@ -30,6 +30,8 @@ class Parameter(Tensor):
         if id(self) in memo:
             return memo[id(self)]
         out = Parameter(self.data.copy(), self.requires_grad)
+        if self.grad is not None:
+            out.grad = Tensor(self.grad.data.copy())
         memo[id(self)] = out
         return out
 
