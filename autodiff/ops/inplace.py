@@ -25,6 +25,17 @@ def apply_inplace(x, op, opname, fast, others=()):
         fast()
         x._vc[0] += 1
         return x
+    node = x.grad_fn
+    if node is not None and node.is_view:
+        # The view shares memory with a tensor that requires grad; writing through it would change
+        # that tensor's values without its graph knowing (PyTorch rebases the base's graph here).
+        # Refuse clearly rather than produce wrong gradients.
+        base = node.edges[0] if node.edges else None
+        what = ("a leaf tensor that requires grad" if base is not None and not hasattr(base, "edges")
+                else "a tensor that requires grad")
+        raise RuntimeError(f"{opname}: in-place operation on a view (made by {node.name()}) of {what} is not "
+                           "supported under autograd; apply it to the base tensor (e.g. base[idx] = ...), "
+                           "clone() the view first, or wrap it in no_grad()")
     old = _new_tensor(x.data.copy())
     old.requires_grad = x.requires_grad
     old.grad_fn = x.grad_fn
