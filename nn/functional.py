@@ -19,7 +19,14 @@ from autodiff.ops import nn as N
 from autodiff.ops.shape import pad as _pad
 from autodiff.tensor import Tensor
 
-pad = _pad
+
+
+def pad(input, pad, mode="constant", value=None):
+    """F.pad: `pad` lists (before, after) amounts starting from the last dimension; modes 'constant'
+    (value, default 0), 'reflect', 'replicate', 'circular'."""
+    if mode == "constant":
+        return _pad(input, pad, mode, 0.0 if value is None else value)
+    return _pad(input, pad, mode)
 
 
 def _xp(t):
