@@ -386,10 +386,13 @@ def add(a, b, alpha=1):
     if bc is float or bc is int:
         if isinstance(a, Tensor) and _scalar_ok(a, b):
             return AddScalar.apply(a, s=b)
+        a, b = _binary_operands(a, b, "add")
     elif a.__class__ is float or a.__class__ is int:
         if isinstance(b, Tensor) and _scalar_ok(b, a):
             return AddScalar.apply(b, s=a)
-    a, b = _binary_operands(a, b, "add")
+        a, b = _binary_operands(a, b, "add")
+    elif not (isinstance(b, Tensor) and isinstance(a, Tensor) and a.data.dtype == b.data.dtype):
+        a, b = _binary_operands(a, b, "add")
     return Add.apply(a, b) if a.data.shape == b.data.shape else _bcast_apply(Add, a, b, "add")
 
 
@@ -400,10 +403,13 @@ def sub(a, b, alpha=1):
     if bc is float or bc is int:
         if isinstance(a, Tensor) and _scalar_ok(a, b):
             return SubScalar.apply(a, s=b)
+        a, b = _binary_operands(a, b, "sub")
     elif a.__class__ is float or a.__class__ is int:
         if isinstance(b, Tensor) and _scalar_ok(b, a) and b.data.dtype.kind != "b":
             return RSubScalar.apply(b, s=a)
-    a, b = _binary_operands(a, b, "sub")
+        a, b = _binary_operands(a, b, "sub")
+    elif not (isinstance(b, Tensor) and isinstance(a, Tensor) and a.data.dtype == b.data.dtype):
+        a, b = _binary_operands(a, b, "sub")
     return Sub.apply(a, b) if a.data.shape == b.data.shape else _bcast_apply(Sub, a, b, "sub")
 
 
@@ -416,10 +422,13 @@ def mul(a, b):
     if bc is float or bc is int:
         if isinstance(a, Tensor) and _scalar_ok(a, b):
             return MulScalar.apply(a, s=b)
+        a, b = _binary_operands(a, b, "mul")
     elif a.__class__ is float or a.__class__ is int:
         if isinstance(b, Tensor) and _scalar_ok(b, a):
             return MulScalar.apply(b, s=a)
-    a, b = _binary_operands(a, b, "mul")
+        a, b = _binary_operands(a, b, "mul")
+    elif not (isinstance(b, Tensor) and isinstance(a, Tensor) and a.data.dtype == b.data.dtype):
+        a, b = _binary_operands(a, b, "mul")
     return Mul.apply(a, b) if a.data.shape == b.data.shape else _bcast_apply(Mul, a, b, "mul")
 
 
