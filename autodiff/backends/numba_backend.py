@@ -103,18 +103,22 @@ class NumbaBackend(NumpyBackend):
         return cols
 
     def col2im(self, cols, x_shape, kh, kw, stride, padding, dilation):
-        if cols.dtype not in _FLOATS or cols.ndim != 6:
-            return super().col2im(cols, x_shape, kh, kw, stride, padding, dilation)
         sh, sw = stride
         ph, pw = padding
         dh, dw = dilation
+        n, c = int(x_shape[0]), int(x_shape[1])
+        # OH, OW come from cols (as in the base); the leading dims must match or the kernel would read
+        # outside cols, so a mismatch goes to the base, which raises
+        if cols.dtype not in _FLOATS or cols.ndim != 6 or cols.shape[:4] != (n, c, kh, kw) or len(x_shape) != 4:
+            return super().col2im(cols, x_shape, kh, kw, stride, padding, dilation)
         out = np.empty(tuple(int(s) for s in x_shape), dtype=cols.dtype)
         K.col2im(_c(cols), kh, kw, sh, sw, ph, pw, dh, dw, out)
         return out
 
     # ------------------------------------------------------------------ fused losses
     def softmax_cross_entropy(self, logits, target):
-        if logits.dtype not in _FLOATS or logits.ndim != 2 or logits.shape[1] == 0 or target.dtype.kind not in "iu":
+        if (logits.dtype not in _FLOATS or logits.ndim != 2 or logits.shape[1] == 0 or target.dtype.kind not in "iu"
+                or target.shape != logits.shape[:1]):
             return super().softmax_cross_entropy(logits, target)
         lg = _c(logits)
         t = _c(target).astype(np.int64, copy=False)
@@ -133,7 +137,8 @@ class NumbaBackend(NumpyBackend):
         return loss, probs
 
     def softmax_cross_entropy_backward(self, probs, target, grad_rows):
-        if probs.dtype not in _FLOATS or probs.ndim != 2 or target.dtype.kind not in "iu":
+        if (probs.dtype not in _FLOATS or probs.ndim != 2 or target.dtype.kind not in "iu"
+                or target.shape != probs.shape[:1] or probs.shape[1] == 0):
             return super().softmax_cross_entropy_backward(probs, target, grad_rows)
         pr = _c(probs)
         t = _c(target).astype(np.int64, copy=False)
@@ -147,7 +152,8 @@ class NumbaBackend(NumpyBackend):
     def sgd_step_(self, p, g, buf, lr, momentum, dampening, nesterov, weight_decay, maximize, first):
         pf = _flat_inplace(p)
         bf = _flat_inplace(buf) if momentum else None
-        if pf is None or p.dtype not in _FLOATS or (momentum and bf is None):
+        if (pf is None or p.dtype not in _FLOATS or (momentum and bf is None) or g.shape != p.shape
+                or (bf is not None and buf.shape != p.shape)):
             return super().sgd_step_(p, g, buf, lr, momentum, dampening, nesterov, weight_decay, maximize, first)
         ty = p.dtype.type
         gf = _c(g).astype(p.dtype, copy=False).reshape(-1)
@@ -162,7 +168,9 @@ class NumbaBackend(NumpyBackend):
         pf, mf, vf = _flat_inplace(p), _flat_inplace(m), _flat_inplace(v)
         vmf = _flat_inplace(vmax) if amsgrad else None
         if (pf is None or mf is None or vf is None or (amsgrad and vmf is None) or p.dtype not in _FLOATS
-                or m.dtype != p.dtype or v.dtype != p.dtype or (amsgrad and vmax.dtype != p.dtype)):
+                or m.dtype != p.dtype or v.dtype != p.dtype or (amsgrad and vmax.dtype != p.dtype)
+                or g.shape != p.shape or m.shape != p.shape or v.shape != p.shape
+                or (amsgrad and vmax.shape != p.shape)):
             return super().adam_step_(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, amsgrad,
                                       maximize, decoupled)
         ty = p.dtype.type
@@ -213,9 +221,14 @@ class NumbaBackend(NumpyBackend):
         if g.dtype not in _FLOATS or g.ndim != 4 or indices.shape != g.shape:
             return super().max_pool2d_backward(g, indices, x_shape, overlapping)
         n, c, h, w = (int(s) for s in x_shape)
+        if g.shape[:2] != (n, c):
+            return super().max_pool2d_backward(g, indices, x_shape, overlapping)
         gx = np.empty((n, c, h, w), dtype=g.dtype)
-        K.max_pool2d_backward(_c(g).reshape(n, c, -1), _c(indices).astype(np.int64, copy=False).reshape(n, c, -1),
-                              gx.reshape(n, c, h * w))
+        bad = K.max_pool2d_backward(_c(g).reshape(n, c, -1),
+                                    _c(indices).astype(np.int64, copy=False).reshape(n, c, -1), gx.reshape(n, c, h * w))
+        if bad:
+            raise IndexError(f"max_pool2d_backward: {bad} indices outside [0, {h * w}) for an output plane of "
+                             f"{h}x{w}")
         return gx
 
     def _avg_div(self, x_shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override, dtype):
@@ -243,6 +256,9 @@ class NumbaBackend(NumpyBackend):
                                                divisor_override)
         div = self._avg_div(x_shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override,
                             g.dtype)
+        if g.shape[2:] != div.shape or tuple(g.shape[:2]) != tuple(x_shape[:2]):
+            return super().avg_pool2d_backward(g, x_shape, kernel, stride, padding, ceil_mode, count_include_pad,
+                                               divisor_override)
         gx = np.empty(tuple(int(s) for s in x_shape), dtype=g.dtype)
         K.avg_pool2d_backward(_c(g), kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1], div, gx)
         return gx

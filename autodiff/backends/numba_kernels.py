@@ -451,8 +451,9 @@ def max_pool2d_interior(x, kh, kw, sh, sw, dh, dw, out, idx):
 @njit(**_PAR)
 def max_pool2d_backward(g, idx, gx):
     """gx (N, C, H*W) = g routed to the recorded maxima (accumulating where windows overlap); each
-    task owns one (n, c) plane."""
+    task owns one (n, c) plane. Returns the number of indices outside [0, H*W) (skipped)."""
     n, c, hw = gx.shape
+    bad = 0
     for nc in prange(n * c):
         b = nc // c
         ch = nc % c
@@ -461,7 +462,12 @@ def max_pool2d_backward(g, idx, gx):
         gr = g[b, ch]
         ir = idx[b, ch]
         for k in range(gr.shape[0]):
-            gx[b, ch, ir[k]] += gr[k]
+            j = ir[k]
+            if j < 0 or j >= hw:  # indices can come from the user (max_unpool2d)
+                bad += 1
+            else:
+                gx[b, ch, j] += gr[k]
+    return bad
 
 
 # ----------------------------------------------------------------------------- average pooling (NCHW)

@@ -347,3 +347,30 @@ def test_avg_pool2d_slots(nb, ref, dtype, case):
     _close(o1, o0, dtype)
     g = _rand(rng, o0.shape, dtype, noncontig=True)
     _close(nb.avg_pool2d_backward(g, x.shape, *case), ref.avg_pool2d_backward(g, x.shape, *case), dtype)
+
+
+def test_bad_shapes_never_reach_kernels(nb, ref):
+    """Inconsistent shapes go to the NumPy reference (which raises or handles them), never into a
+    kernel that would read or write out of bounds."""
+    rng = np.random.default_rng(14)
+    p = np.zeros(6, np.float32)
+    with pytest.raises(ValueError):
+        nb.sgd_step_(p, np.ones(4, np.float32), None, 0.1, 0.0, 0.0, False, 0.0, False, True)
+    with pytest.raises(ValueError):
+        nb.adam_step_(p, np.ones(4, np.float32), np.zeros(6, np.float32), np.zeros(6, np.float32), None, 1,
+                      1e-3, 0.9, 0.999, 1e-8, 0.0, False, False, False)
+    with pytest.raises((ValueError, IndexError)):
+        nb.softmax_cross_entropy(rng.standard_normal((3, 4)).astype(np.float32), np.array([0, 1]))
+    cols = rng.standard_normal((1, 2, 3, 3, 4, 4)).astype(np.float32)  # batch 1 vs 2: the base broadcasts
+    np.testing.assert_array_equal(nb.col2im(cols, (2, 2, 4, 4), 3, 3, (1, 1), (1, 1), (1, 1)),
+                                  ref.col2im(cols, (2, 2, 4, 4), 3, 3, (1, 1), (1, 1), (1, 1)))
+
+
+@pytest.mark.skipif(not _has("max_pool2d_backward"), reason="pooling slots not in base.Backend yet")
+def test_max_pool2d_backward_bad_indices(nb):
+    """Indices from the user (max_unpool2d) outside the plane raise instead of writing out of bounds."""
+    g = np.ones((1, 1, 2, 2), np.float32)
+    with pytest.raises(IndexError, match="max_pool2d_backward.*outside"):
+        nb.max_pool2d_backward(g, np.array([[[[0, 1], [2, 16]]]]), (1, 1, 4, 4), True)
+    with pytest.raises(IndexError, match="max_pool2d_backward"):
+        nb.max_pool2d_backward(g, np.array([[[[0, -1], [2, 3]]]]), (1, 1, 4, 4), True)
