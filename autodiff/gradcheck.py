@@ -12,8 +12,8 @@ from .autograd import grad as _grad
 from .tensor import Tensor
 
 
-class GradcheckError(AssertionError):
-    pass
+class GradcheckError(RuntimeError, AssertionError):
+    """A gradient check failed (a RuntimeError as PyTorch's, and an AssertionError for test runners)."""
 
 
 def _as_tuple(x):

@@ -207,27 +207,32 @@ def std_mean(x, dim=None, unbiased=None, keepdim=False, correction=None):
 
 class Prod(Function):
     """Product; the gradient is the product of the other elements (exact with zeros). The backward
-    treats that product as a constant, so double backward is not supported."""
+    treats that product as a constant, so double backward is not supported. The products of the
+    others are computed in backward (a forward without grad is one reduction)."""
+    save_inputs = (0,)
 
     @staticmethod
     def forward(ctx, a, axis, keepdim):
-        xp = ctx.backend.xp
         ctx.in_shape, ctx.axis, ctx.keepdim = a.shape, axis, keepdim
         if axis is None:
-            flat = a.reshape(-1)
-            ctx.others = _exclusive_prod(xp, flat, 0).reshape(a.shape)
-            out = flat.prod()
+            out = a.reshape(-1).prod()
             return out.reshape((1,) * a.ndim) if keepdim else out
-        ctx.others = _exclusive_prod(xp, a, axis)
         return a.prod(axis=axis, keepdims=keepdim)
 
     @staticmethod
     def backward(ctx, g):
+        xp = ctx.backend.xp
+        a = ctx.saved_tensors[0].data
         if ctx.axis is None:
+            others = _exclusive_prod(xp, a.reshape(-1), 0).reshape(a.shape)
             g = g.reshape((1,) * len(ctx.in_shape))
-        elif not ctx.keepdim:
-            g = g.reshape(_keepdim_shape(ctx.in_shape, (ctx.axis,)))
-        return mul_const(Expand.apply(g, shape=ctx.in_shape), ctx.others)
+        else:
+            others = _exclusive_prod(xp, a, ctx.axis)
+            if not ctx.keepdim:
+                g = g.reshape(_keepdim_shape(ctx.in_shape, (ctx.axis,)))
+        if not _mode.enabled:
+            return _raw_tensor(g.data * others, g.data)
+        return mul_const(Expand.apply(g, shape=ctx.in_shape), others)
 
 
 def _exclusive_prod(xp, a, axis):
@@ -249,25 +254,25 @@ def prod(x, dim=None, keepdim=False, dtype=None):
 
 
 class AMax(Function):
-    """amax/amin over `axes`; ties share the gradient evenly."""
+    """amax/amin over `axes`; ties share the gradient evenly (the weights 1/count of the tied
+    elements are computed in backward, so a forward without grad is one reduction)."""
+    save_inputs = (0,)
+    save_output = True
 
     @staticmethod
     def forward(ctx, a, axes, keepdim, is_max):
-        xp = ctx.backend.xp
         ctx.in_shape, ctx.axes, ctx.keepdim = a.shape, axes, keepdim
-        out = a.max(axis=axes, keepdims=True) if is_max else a.min(axis=axes, keepdims=True)
-        mask = (a == out)
-        cnt = mask.sum(axis=axes, keepdims=True)
-        ctx.w = mask / cnt.astype(a.dtype)
-        ctx.w = ctx.w.astype(a.dtype, copy=False)
-        del xp
-        return out if keepdim else out.reshape(tuple(s for i, s in enumerate(a.shape) if i not in axes))
+        return a.max(axis=axes, keepdims=keepdim) if is_max else a.min(axis=axes, keepdims=keepdim)
 
     @staticmethod
     def backward(ctx, g):
-        if not ctx.keepdim:
-            g = g.reshape(_keepdim_shape(ctx.in_shape, ctx.axes))
-        return mul_const(Expand.apply(g, shape=ctx.in_shape), ctx.w)
+        x = ctx.saved_tensors[0].data
+        kshape = _keepdim_shape(ctx.in_shape, ctx.axes)
+        mask = x == ctx.output_data().reshape(kshape)
+        w = (mask / mask.sum(axis=ctx.axes, keepdims=True)).astype(x.dtype, copy=False)
+        if not _mode.enabled:
+            return _raw_tensor(g.data.reshape(kshape) * w, g.data)
+        return mul_const(Expand.apply(g.reshape(kshape), shape=ctx.in_shape), w)
 
 
 def _check_nonempty(x, axes, opname):
@@ -437,10 +442,11 @@ def argsort(x, dim=-1, descending=False, stable=False):
     if x.data.ndim == 0:
         return _new_tensor(xp.zeros((), dtype=np.int64))
     d = x.data
-    if descending:  # stable descending: ascending on the negated key (ties keep their order)
-        idx = xp.argsort(-(d.astype(np.int64) if d.dtype.kind in "bu" else d), axis=axis, kind="stable")
-    else:
-        idx = xp.argsort(d, axis=axis, kind="stable")
+    key = -(d.astype(np.int64) if d.dtype.kind in "bu" else d) if descending else d  # ties keep order
+    try:
+        idx = xp.argsort(key, axis=axis, kind="stable")
+    except (TypeError, NotImplementedError):  # an array module whose sort is stable without `kind`
+        idx = xp.argsort(key, axis=axis)
     return _new_tensor(xp.asarray(idx).astype(np.int64))
 
 
