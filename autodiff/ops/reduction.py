@@ -231,7 +231,7 @@ class Prod(Function):
             if not ctx.keepdim:
                 g = g.reshape(_keepdim_shape(ctx.in_shape, (ctx.axis,)))
         if not _mode.enabled:
-            return _raw_tensor(g.data * others, g.data)
+            return _raw_tensor(xp.broadcast_to(g.data, ctx.in_shape) * others, g.data)
         return mul_const(Expand.apply(g, shape=ctx.in_shape), others)
 
 
