@@ -286,8 +286,18 @@ class Module(KerasMixin):
         return self._named_members(lambda m: m._parameters.items(), prefix, recurse, remove_duplicate)
 
     def parameters(self, recurse=True):
-        for _, p in self.named_parameters(recurse=recurse):
-            yield p
+        """The parameters of this module and (recurse=True) its descendants, each once, in registration
+        order (module pre-order). Written without name building: optimizers and zero_grad call it every step."""
+        if not recurse:
+            return [p for p in self._parameters.values() if p is not None].__iter__()
+        seen = set()
+        out = []
+        for m in self._module_list():
+            for p in m._parameters.values():
+                if p is not None and id(p) not in seen:
+                    seen.add(id(p))
+                    out.append(p)
+        return iter(out)
 
     def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
         return self._named_members(lambda m: m._buffers.items(), prefix, recurse, remove_duplicate)
@@ -308,21 +318,36 @@ class Module(KerasMixin):
             yield m
 
     def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        """(name, module) for this module and every descendant in pre-order, each module once."""
         if memo is None:
             memo = set()
-        if id(self) in memo and remove_duplicate:
-            return
-        if remove_duplicate:
-            memo.add(id(self))
-        yield prefix, self
-        for name, m in self._modules.items():
-            if m is None:
+        stack = [(prefix, self)]
+        while stack:
+            pre, m = stack.pop()
+            if remove_duplicate:
+                if id(m) in memo:
+                    continue
+                memo.add(id(m))
+            yield pre, m
+            kids = [((pre + "." + n) if pre else n, c) for n, c in m._modules.items() if c is not None]
+            stack.extend(reversed(kids))
+
+    def _module_list(self):
+        """Every module in the tree once, pre-order (the fast path of modules()/parameters())."""
+        out, memo, stack = [], set(), [self]
+        while stack:
+            m = stack.pop()
+            if id(m) in memo:
                 continue
-            yield from m.named_modules(memo, prefix + ("." if prefix else "") + name, remove_duplicate)
+            memo.add(id(m))
+            out.append(m)
+            kids = [c for c in m._modules.values() if c is not None]
+            if kids:
+                stack.extend(reversed(kids))
+        return out
 
     def modules(self):
-        for _, m in self.named_modules():
-            yield m
+        return iter(self._module_list())
 
     def get_submodule(self, target):
         if target == "":
