@@ -228,6 +228,14 @@ def test_device_objects():
         ad.device("tpu")
 
 
+def test_view_dtype_reinterprets(device):
+    x = ad.tensor([1.0, -2.0], device=device)
+    bits = x.view(ad.int32)
+    assert bits.dtype == ad.int32 and bits.tolist() == np.array([1.0, -2.0], np.float32).view(np.int32).tolist()
+    with pytest.raises(RuntimeError, match="view: cannot view a float32 tensor as float64"):
+        x.view(ad.float64)
+
+
 def test_misc_pytorch_api(device):
     x = ad.tensor([[1.0, 2.0], [3.0, 4.0]], device=device)
     assert x.type() == ("autodiff.FloatTensor" if device == "cpu" else "autodiff.cuda.FloatTensor")

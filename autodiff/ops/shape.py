@@ -56,10 +56,17 @@ def reshape(x, *shape):
 
 
 def view(x, *shape):
+    """`view(*shape)` reshapes (a view); `view(dtype)` reinterprets the bytes as another dtype of
+    the same size, as PyTorch (not differentiable; shares memory and version counter)."""
     if len(shape) == 1 and not isinstance(shape[0], (tuple, list, int, np.integer)):
-        from .elementwise import cast
+        from ..autograd import _new_tensor
         from ..dtypes import normalize_dtype
-        return cast(x, normalize_dtype(shape[0]))
+        dt = normalize_dtype(shape[0])
+        if dt.itemsize != x.data.dtype.itemsize:
+            raise RuntimeError(f"view: cannot view a {x.data.dtype} tensor as {dt} (element sizes differ)")
+        out = _new_tensor(x.data.view(dt))
+        out._vc = x._vc
+        return out
     return reshape(x, *shape)
 
 
