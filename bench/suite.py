@@ -32,14 +32,28 @@ class Ctx:
 
     def __init__(self, backends=None, quick=True, torch_device=None, repeats=None, log=print):
         self.quick = quick
-        self.backends = list(backends) if backends else available_backends()
+        avail = available_backends()
+        if isinstance(backends, str):
+            backends = [b.strip() for b in backends.split(",") if b.strip()]
+        self.backends = [b for b in backends if b in avail] if backends else avail
+        for b in backends or ():
+            if b not in avail:
+                log(f"  backend {b!r} unavailable here: skipped")
         if torch_device is None:
             torch_device = ["cpu"]
             if HAVE_TORCH and torch.cuda.is_available() and "cupy" in self.backends:
                 torch_device.append("cuda")
         elif isinstance(torch_device, str):
-            torch_device = [d.strip() for d in torch_device.split(",") if d.strip()]
-        self.torch_devices = torch_device if HAVE_TORCH else []
+            torch_device = [] if torch_device.strip().lower() == "none" else \
+                [d.strip() for d in torch_device.split(",") if d.strip()]
+        if not HAVE_TORCH:
+            if torch_device:
+                log("  torch not importable: no PyTorch reference (pip install torch)")
+            torch_device = []
+        elif "cuda" in torch_device and not torch.cuda.is_available():
+            log("  torch has no CUDA device here: torch-cuda skipped")
+            torch_device = [d for d in torch_device if d != "cuda"]
+        self.torch_devices = list(torch_device)
         self.repeats = repeats or (7 if quick else 11)
         self.min_sample_s = 0.005 if quick else 0.02
         self.log = log
@@ -672,7 +686,12 @@ def run(workloads=None, backends=None, quick=True, torch_device=None, repeats=No
     try:
         for name in names:
             log(f"[bench] {name} ...")
-            results += WORKLOADS[name](ctx)
+            try:
+                results += WORKLOADS[name](ctx)
+            except Exception as e:  # noqa: BLE001 - one broken workload must not lose the others' figures
+                import traceback
+                log(f"  {name}: failed: {type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}")
+                results.append(dict(workload=name, case="(setup)", impl="-", error=f"{type(e).__name__}: {e}"[:200]))
             gc.collect()
     finally:
         autodiff.set_backend(prev)
