@@ -1,5 +1,8 @@
 """The numba CPU backend: NumPy arrays, with compiled kernels where NumPy needs many passes or slow
-primitives (scatter-add, im2col/col2im, fused softmax-cross-entropy, erf, optimizer updates).
+primitives: scatter-add (indexing / embedding backward), im2col/col2im, max/avg pooling forward and
+backward, fused softmax-cross-entropy forward and backward, erf (exact GELU), the SGD and Adam/AdamW
+updates, and the conv2d weight gradient as one batched GEMM. Convolution GEMMs, softmax, layer norm
+and everything else run NumPy's code (see bench/RESULTS.md for what was measured and why).
 
 Each override keeps the signature and meaning of the `base.Backend` slot it replaces and falls back
 to that reference for cases its kernel does not handle (generic advanced-index tuples, exotic
@@ -20,7 +23,9 @@ import os
 # numba's OpenMP thread pool spins after each parallel kernel by default; on a machine with few
 # cores that spinning steals the CPU from the NumPy/BLAS calls running between kernels (measured:
 # cross-entropy forward 9.4 ms instead of 5.0 ms on 2 cores). Passive waiting fixes it; set before
-# the OpenMP runtime loads (first parallel kernel call). An explicit user setting wins.
+# the OpenMP runtime loads (first parallel kernel call). An explicit user setting wins. Side effect:
+# an OpenMP library loaded later in the process (e.g. PyTorch's, if torch is imported after this
+# module) also sees it.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numba  # noqa: E402
