@@ -447,10 +447,18 @@ def run(args=None, train_set=None, test_set=None, model=None, stop_after=None, l
     built-in one; `stop_after=k` stops after k epochs of this call (to simulate an interrupted run
     in tests). Returns a dict: history, test_acc, epoch_times, checkpoint, plot.
     """
-    import nn
-
     if args is None or isinstance(args, (list, tuple)):
         args = build_parser().parse_args(args)
+    prev_backend = backends.get_cpu_backend().name
+    try:
+        return _run(args, train_set, test_set, model, stop_after, log)
+    finally:
+        autodiff.set_backend(prev_backend)  # the CPU backend choice is global: leave it as found
+
+
+def _run(args, train_set, test_set, model, stop_after, log):
+    import nn
+
     d = DEFAULTS[args.model]
     epochs = args.epochs if args.epochs is not None else d["epochs"]
     bs = args.batch_size if args.batch_size is not None else d["batch_size"]
