@@ -137,6 +137,13 @@ class Tensor:
                                "tensor.detach().numpy()")
         return _by_array_type[type(self.data)].to_numpy(self.data)
 
+    def __array__(self, dtype=None, copy=None):
+        """NumPy interop (`np.asarray(t)`), as torch.Tensor: refused for tensors that require grad."""
+        a = self.numpy()
+        if dtype is not None and a.dtype != dtype:
+            return a.astype(dtype)
+        return a.copy() if copy else a
+
     def item(self):
         if self.data.size != 1:
             raise RuntimeError(f"item: a tensor with {self.data.size} elements (shape {self.shape}) cannot be "

@@ -228,6 +228,19 @@ def test_device_objects():
         ad.device("tpu")
 
 
+def test_numpy_interop(device):
+    x = ad.tensor([1.0, 2.0], device=device)
+    a = np.asarray(x)
+    assert isinstance(a, np.ndarray) and a.tolist() == [1.0, 2.0]
+    assert np.asarray(x, dtype=np.float64).dtype == np.float64
+    y = np.ones(2, np.float32) * x  # ndarray op Tensor defers to the Tensor
+    assert isinstance(y, ad.Tensor) and y.tolist() == [1.0, 2.0]
+    s = ad.tensor([ad.tensor(1.5, device=device), ad.tensor(2.5, device=device)])
+    assert s.tolist() == [1.5, 2.5] and s.dtype == ad.float32
+    with pytest.raises(RuntimeError, match="requires grad"):
+        np.asarray(ad.ones(2, requires_grad=True))
+
+
 def test_view_dtype_reinterprets(device):
     x = ad.tensor([1.0, -2.0], device=device)
     bits = x.view(ad.int32)
