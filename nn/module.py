@@ -13,6 +13,7 @@ from collections import OrderedDict
 import numpy as np
 
 from autodiff import autograd
+from autodiff.autograd import Function
 from autodiff.backends import backend_of
 from autodiff.device import as_device, backend_for, device as Device
 from autodiff.dtypes import normalize_dtype
@@ -108,6 +109,8 @@ class Module(KerasMixin):
         d["_forward_hooks"] = OrderedDict()
         d["_forward_hooks_with_kwargs"] = set()
         d["_forward_pre_hooks_with_kwargs"] = set()
+        d["_backward_hooks"] = OrderedDict()
+        d["_backward_pre_hooks"] = OrderedDict()
 
     forward = None  # subclasses define it
 
@@ -218,7 +221,8 @@ class Module(KerasMixin):
     # ------------------------------------------------------------------ calling
     def _call_impl(self, *args, **kwargs):
         d = self.__dict__
-        if not d.get("_forward_pre_hooks") and not d.get("_forward_hooks"):  # fast path: no hooks
+        if not (d.get("_forward_pre_hooks") or d.get("_forward_hooks") or d.get("_backward_hooks")
+                or d.get("_backward_pre_hooks")):  # fast path: no hooks
             forward = self.forward
             if forward is None:
                 raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" '
@@ -237,7 +241,13 @@ class Module(KerasMixin):
                 r = hook(self, args)
                 if r is not None:
                     args = r if isinstance(r, tuple) else (r,)
+        bw_state = None
+        if (d.get("_backward_hooks") or d.get("_backward_pre_hooks")) and autograd._mode.enabled:
+            bw_state = _BackwardHookState(self)
+            args = bw_state.wrap_inputs(args)
         out = self.forward(*args, **kwargs)
+        if bw_state is not None:
+            out = bw_state.wrap_outputs(out)
         for hid, hook in list(self._forward_hooks.items()):
             if hid in self._forward_hooks_with_kwargs:
                 r = hook(self, args, kwargs, out)
@@ -258,6 +268,25 @@ class Module(KerasMixin):
             self._forward_pre_hooks_with_kwargs.add(h.id)
         if prepend:
             self._forward_pre_hooks.move_to_end(h.id, last=False)
+        return h
+
+    def register_full_backward_hook(self, hook, prepend=False):
+        """hook(module, grad_input, grad_output) -> None or a replacement grad_input tuple; called when the
+        gradients w.r.t. the module's tensor inputs are computed (grad_input entries are None for inputs
+        that need no gradient). Tensor inputs that need gradients must share one dtype and device."""
+        h = RemovableHandle(self._backward_hooks)
+        self._backward_hooks[h.id] = hook
+        if prepend:
+            self._backward_hooks.move_to_end(h.id, last=False)
+        return h
+
+    def register_full_backward_pre_hook(self, hook, prepend=False):
+        """hook(module, grad_output) -> None or a replacement grad_output tuple; called when the gradients
+        w.r.t. the module's outputs are computed, before they flow into the module."""
+        h = RemovableHandle(self._backward_pre_hooks)
+        self._backward_pre_hooks[h.id] = hook
+        if prepend:
+            self._backward_pre_hooks.move_to_end(h.id, last=False)
         return h
 
     def register_forward_hook(self, hook, *, prepend=False, with_kwargs=False):
@@ -600,3 +629,121 @@ def _remove_from(module, name):
             del s[name]
     if name in d:
         del d[name]
+
+
+# ----------------------------------------------------------------------------- full backward hooks
+class _BackwardHookState:
+    """Per-call state of a module with full backward (pre-)hooks. The tensor inputs that need gradients go
+    through one packing node (_HookInputs) so that the hook sees, and may replace, all input gradients at
+    once; each output goes through an identity node (_HookOutput) that records its gradient."""
+
+    def __init__(self, module):
+        self.module = module
+        self.in_pos = []
+        self.n_args = 0
+        self.grad_output = None
+        self.out_pending = 0
+
+    def wrap_inputs(self, args):
+        self.n_args = len(args)
+        self.in_pos = [i for i, a in enumerate(args) if isinstance(a, Tensor) and a.requires_grad]
+        if not self.in_pos or not self.module._backward_hooks:
+            return args
+        ins = [args[i] for i in self.in_pos]
+        if len({(a.data.dtype, type(a.data)) for a in ins}) != 1:
+            raise NotImplementedError(f"{type(self.module).__name__}: full backward hooks need the tensor inputs "
+                                      "that require grad to share one dtype and device, got "
+                                      + ", ".join(f"{a.dtype} on {a.device}" for a in ins))
+        packed = _HookInputs.apply(*ins, state=self)
+        args = list(args)
+        start = 0
+        for i, a in zip(self.in_pos, ins):
+            n = a.data.size
+            args[i] = packed[start:start + n].reshape(a.data.shape)
+            start += n
+        return tuple(args)
+
+    def wrap_outputs(self, out):
+        single = isinstance(out, Tensor)
+        outs = [out] if single else list(out) if isinstance(out, (tuple, list)) else None
+        if outs is None:
+            return out
+        self.grad_output = [None] * len(outs)
+        for k, o in enumerate(outs):
+            if isinstance(o, Tensor) and o.requires_grad:
+                self.out_pending += 1
+                outs[k] = _HookOutput.apply(o, state=self, k=k)
+        if single:
+            return outs[0]
+        return type(out)(outs) if isinstance(out, tuple) and type(out) is tuple else \
+            (type(out)(*outs) if isinstance(out, tuple) else outs)
+
+    def output_grad(self, k, g):
+        go = list(self.grad_output)
+        go[k] = g
+        self.out_pending -= 1
+        if self.out_pending == 0:
+            go = tuple(go)
+            for hook in list(self.module._backward_pre_hooks.values()):
+                r = hook(self.module, go)
+                if r is not None:
+                    go = tuple(r) if isinstance(r, (tuple, list)) else (r,)
+            self.grad_output = go
+            if not self.in_pos or not self.module._backward_hooks:  # nothing upstream to wait for
+                self.run_hooks(tuple(None for _ in range(self.n_args)))
+            return go[k]
+        self.grad_output = go
+        return g
+
+    def run_hooks(self, grad_input):
+        go = tuple(self.grad_output) if self.grad_output is not None else ()
+        for hook in list(self.module._backward_hooks.values()):
+            r = hook(self.module, grad_input, go)
+            if r is not None:
+                r = tuple(r) if isinstance(r, (tuple, list)) else (r,)
+                if len(r) != len(grad_input):
+                    raise RuntimeError(f"backward hook of {type(self.module).__name__} returned {len(r)} gradients, "
+                                       f"expected {len(grad_input)}")
+                grad_input = r
+        return grad_input
+
+
+class _HookOutput(Function):
+    """Identity on one module output; its backward hands the gradient to the hook state."""
+    is_view = True
+
+    @staticmethod
+    def forward(ctx, a, state, k):
+        ctx.state, ctx.k = state, k
+        return a.view()
+
+    @staticmethod
+    def backward(ctx, g):
+        return ctx.state.output_grad(ctx.k, g)
+
+
+class _HookInputs(Function):
+    """The tensor inputs, flattened and concatenated; backward splits the gradient back, calls the full
+    backward hooks with it and returns what they give."""
+
+    @staticmethod
+    def forward(ctx, *arrays, state):
+        ctx.state = state
+        ctx.shapes = [a.shape for a in arrays]
+        return ctx.backend.xp.concatenate([a.reshape(-1) for a in arrays])
+
+    @staticmethod
+    def backward(ctx, g):
+        st = ctx.state
+        parts, start = [], 0
+        for shape in ctx.shapes:
+            n = 1
+            for v in shape:
+                n *= v
+            parts.append(g[start:start + n].reshape(shape))
+            start += n
+        full = [None] * st.n_args
+        for i, p in zip(st.in_pos, parts):
+            full[i] = p
+        full = st.run_hooks(tuple(full))
+        return tuple(full[i] for i in st.in_pos)

@@ -119,3 +119,35 @@ def test_groupnorm_and_layernorm_errors():
         nn.GroupNorm(2, 4)(autodiff.randn(2, 3, 5))
     with pytest.raises(RuntimeError, match="layer_norm: input of shape .* does not end with"):
         nn.LayerNorm(4)(autodiff.randn(2, 3))
+
+
+def test_full_backward_hooks():
+    lin = nn.Linear(3, 2)
+    seen = {}
+
+    def hook(m, grad_input, grad_output):
+        seen["gi"] = [None if g is None else g.shape for g in grad_input]
+        seen["go"] = [g.shape for g in grad_output]
+        return None if grad_input[0] is None else (grad_input[0] * 0,)
+
+    h = lin.register_full_backward_hook(hook)
+    pre = []
+    lin.register_full_backward_pre_hook(lambda m, go: pre.append(go[0].shape))
+    x = autodiff.randn(4, 3, requires_grad=True)
+    lin(x).sum().backward()
+    assert seen == {"gi": [(4, 3)], "go": [(4, 2)]} and pre == [(4, 2)]
+    assert np.all(x.grad.numpy() == 0) and lin.weight.grad is not None  # grad_input replaced
+    seen.clear()
+    lin(autodiff.randn(4, 3)).sum().backward()  # no input needs grad: the hook still runs
+    assert seen == {"gi": [None], "go": [(4, 2)]}
+    h.remove()
+    x.grad = None
+    lin(x).sum().backward()
+    assert np.abs(x.grad.numpy()).sum() > 0
+    # a hook on a container sees the gradient w.r.t. the container's input
+    seq = nn.Sequential(nn.Linear(3, 3), nn.Tanh())
+    got = []
+    seq.register_full_backward_hook(lambda m, gi, go: got.append(gi[0].numpy().copy()))
+    x2 = autodiff.randn(2, 3, requires_grad=True)
+    seq(x2).sum().backward()
+    np.testing.assert_allclose(got[0], x2.grad.numpy())
