@@ -51,7 +51,9 @@ def _normalize_key(x, key):
                 continue
             if k.dtype.kind not in "iu":
                 raise IndexError(f"getitem: tensors used as indices must be long, int or bool, got {k.dtype}")
-            if dim < len(shape) and k.size:
+            if dim < len(shape) and k.size and isinstance(k, np.ndarray):
+                # Range-checked on the host only: checking a device index array would sync with
+                # the host on every indexing op (out-of-range device indices are not diagnosed).
                 n = shape[dim]
                 lo, hi = int(k.min()), int(k.max())
                 if lo < -n or hi >= n:
@@ -242,7 +244,7 @@ def gather(x, dim, index):
         if d != axis and idx.shape[d] > x.data.shape[d]:
             raise RuntimeError(f"gather: index shape {tuple(idx.shape)} exceeds input shape {tuple(x.shape)} "
                                f"in dimension {d}")
-    if idx.size:
+    if idx.size and isinstance(idx, np.ndarray):  # host indices only: no device sync (see getitem)
         n = x.data.shape[axis]
         if int(idx.min()) < -n or int(idx.max()) >= n:
             raise RuntimeError(f"gather: index out of range for dimension {axis} of size {n}")
