@@ -555,3 +555,23 @@ def test_mixed_dtype_gradients_come_back_in_input_dtype(device):
     z = leaf([1.0], device, dtype=ad.float32)
     (z.double() * 2).sum().backward()
     assert z.grad.dtype == ad.float32 and float(z.grad) == 2.0
+
+
+def test_device_memory_returns_to_baseline_after_a_step(device):
+    """On CUDA, the CuPy pool's used bytes return to their baseline once a step's graph, gradients
+    and intermediates are gone (on the CPU this checks the same through weakrefs above)."""
+    if device == "cpu":
+        pytest.skip("device memory pools exist only on CUDA")
+    import cupy
+    pool = cupy.get_default_memory_pool()
+    w = leaf(np.ones((64, 32)), device)
+    x = ad.randn(16, 64, dtype=ad.float64, device=device)
+    cupy.cuda.Device().synchronize()
+    base = pool.used_bytes()
+    loss = ((x @ w).tanh() ** 2).mean()
+    loss.backward()
+    del loss
+    w.grad = None
+    gc.collect()
+    cupy.cuda.Device().synchronize()
+    assert pool.used_bytes() == base
