@@ -153,6 +153,39 @@ class NumbaBackend(NumpyBackend):
         kern(pr, t, gr, out)
         return out
 
+    # ------------------------------------------------------------------ softmax / log-softmax (last axis)
+    # Large inputs only: numba passes (row max + shift, row sum + scale) around NumPy's SIMD exp, 3
+    # passes instead of NumPy's 5 with temporaries. Small inputs and other axes use the NumPy reference.
+    def _rows(self, x, axis):
+        if x.dtype not in _FLOATS or x.ndim == 0 or x.size < K.PARALLEL_MIN or x.shape[-1] == 0:
+            return None
+        if axis < 0:
+            axis += x.ndim
+        if axis != x.ndim - 1:
+            return None
+        return _c(x).reshape(-1, x.shape[-1])
+
+    def softmax(self, x, axis):
+        rows = self._rows(x, axis)
+        if rows is None:
+            return super().softmax(x, axis)
+        out = np.empty(x.shape, dtype=x.dtype)
+        o2 = out.reshape(rows.shape)
+        K.xent_shift_parallel(rows, np.empty(rows.shape[0], dtype=x.dtype), o2)
+        np.exp(o2, out=o2)
+        K.softmax_finish_parallel(o2)
+        return out
+
+    def log_softmax(self, x, axis):
+        rows = self._rows(x, axis)
+        if rows is None:
+            return super().log_softmax(x, axis)
+        out = np.empty(x.shape, dtype=x.dtype)
+        o2 = out.reshape(rows.shape)
+        K.xent_shift_parallel(rows, np.empty(rows.shape[0], dtype=x.dtype), o2)
+        K.log_softmax_finish_parallel(o2, np.exp(o2))
+        return out
+
     # ------------------------------------------------------------------ optimizer update rules (in place)
     def sgd_step_(self, p, g, buf, lr, momentum, dampening, nesterov, weight_decay, maximize, first):
         pf = _flat_inplace(p)

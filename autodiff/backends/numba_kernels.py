@@ -245,6 +245,28 @@ def xent_finish_parallel(logits, target, m, probs, loss):
     return bad
 
 
+@njit(**_PAR)
+def softmax_finish_parallel(e):
+    """Rows of e = exp(x - rowmax) divided in place by their (float64) sums: the softmax."""
+    n, c = e.shape
+    for r in prange(n):
+        er = e[r]
+        inv = 1 / _row_sum(er)
+        for j in range(c):
+            er[j] = er[j] * inv
+
+
+@njit(**_PAR)
+def log_softmax_finish_parallel(z, e):
+    """z = x - rowmax, e = exp(z): z -= log(row sum of e) in place: the log-softmax."""
+    n, c = z.shape
+    for r in prange(n):
+        zr = z[r]
+        lse = math.log(_row_sum(e[r]))
+        for j in range(c):
+            zr[j] = zr[j] - lse
+
+
 @njit(**_SER)
 def softmax_xent_serial(logits, target, loss, probs):
     """Row-wise log-sum-exp cross-entropy in one pass per row (the small-input path); returns the

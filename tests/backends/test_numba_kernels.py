@@ -379,3 +379,14 @@ def test_max_pool2d_backward_bad_indices(nb):
         nb.max_pool2d_backward(g, np.array([[[[0, 1], [2, 16]]]]), (1, 1, 4, 4), True)
     with pytest.raises(IndexError, match="max_pool2d_backward"):
         nb.max_pool2d_backward(g, np.array([[[[0, -1], [2, 3]]]]), (1, 1, 4, 4), True)
+
+
+@pytest.mark.skipif(not _has("log_softmax"), reason="softmax slots not in base.Backend yet")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,axis", [((5, 7), -1), ((2, 3, 9), 2), ((4, 6), 0), ((3, 1), 1)])
+def test_softmax_log_softmax(nb, ref, mode, dtype, shape, axis):
+    rng = np.random.default_rng(15)
+    x = _rand(rng, shape, dtype, noncontig=True) * 4
+    x.flat[0] = 80.0  # large logits stay finite (max-shifted)
+    _close(nb.softmax(x, axis), ref.softmax(x, axis), dtype)
+    _close(nb.log_softmax(x, axis), ref.log_softmax(x, axis), dtype)
