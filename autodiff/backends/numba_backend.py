@@ -1,8 +1,9 @@
 """The numba CPU backend: NumPy arrays, with compiled kernels where NumPy needs many passes or slow
 primitives: scatter-add (indexing / embedding backward), im2col/col2im, max/avg pooling forward and
-backward, fused softmax-cross-entropy forward and backward, erf (exact GELU), the SGD and Adam/AdamW
-updates, and the conv2d weight gradient as one batched GEMM. Convolution GEMMs, softmax, layer norm
-and everything else run NumPy's code (see bench/RESULTS.md for what was measured and why).
+backward, fused softmax-cross-entropy forward and backward, softmax / log-softmax over the last axis
+(large inputs), erf (exact GELU), the SGD and Adam/AdamW updates, and the conv2d weight gradient as
+one batched GEMM. Convolution GEMMs, layer norm and everything else run NumPy's code (see
+bench/RESULTS.md for what was measured and why).
 
 Each override keeps the signature and meaning of the `base.Backend` slot it replaces and falls back
 to that reference for cases its kernel does not handle (generic advanced-index tuples, exotic
