@@ -276,22 +276,65 @@ def pixel_shuffle(input, upscale_factor):
     return x.reshape(n, c // (r * r), h * r, w * r)
 
 
-def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
-    """Nearest-neighbour upsampling of (N, C, H, W) by an integer factor (other modes not provided)."""
-    if mode != "nearest":
-        raise NotImplementedError(f"interpolate: only mode='nearest' is implemented, got {mode!r}")
-    h, w = input.shape[2:]
-    if size is not None:
-        size = (size, size) if isinstance(size, int) else tuple(size)
-        fh, fw = size[0] // h, size[1] // w
-        if fh * h != size[0] or fw * w != size[1]:
-            raise NotImplementedError(f"interpolate: size {size} must be an integer multiple of {(h, w)}")
+def _interp_matrix(n_in, n_out, mode, align_corners, scale):
+    """(n_out, n_in) matrix M with out = M @ in along one axis, for PyTorch's 'nearest' and '(bi)linear'
+    source-index rules. `scale` is in/out, or 1/scale_factor when a scale factor was given."""
+    m = np.zeros((n_out, n_in))
+    dst = np.arange(n_out, dtype=np.float64)
+    if mode == "nearest":
+        src = np.minimum(np.floor(dst * scale).astype(np.int64), n_in - 1)
+        m[np.arange(n_out), src] = 1.0
+        return m
+    if align_corners:
+        src = dst * ((n_in - 1) / (n_out - 1)) if n_out > 1 else np.zeros(n_out)
     else:
-        sf = (scale_factor, scale_factor) if not isinstance(scale_factor, (tuple, list)) else scale_factor
-        fh, fw = int(sf[0]), int(sf[1])
-    n, c = input.shape[:2]
-    x = input.reshape(n, c, h, 1, w, 1).expand(n, c, h, fh, w, fw)
-    return x.reshape(n, c, h * fh, w * fw)
+        src = np.maximum((dst + 0.5) * scale - 0.5, 0.0)
+    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    lam = src - i0
+    rows = np.arange(n_out)
+    np.add.at(m, (rows, i0), 1 - lam)
+    np.add.at(m, (rows, i1), lam)
+    return m
+
+
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                recompute_scale_factor=None, antialias=False):
+    """F.interpolate for 'nearest', 'linear' (3-D input) and 'bilinear' (4-D input), with PyTorch's
+    source-index rules (align_corners, scale_factor). Written as products with constant interpolation
+    matrices along each spatial axis, so it is differentiable through matmul."""
+    _check_tensor(input, "interpolate")
+    nsp = input.ndim - 2
+    if nsp not in (1, 2):
+        raise NotImplementedError(f"interpolate: 3-D or 4-D inputs are supported, got shape {tuple(input.shape)}")
+    if mode not in ("nearest", "linear", "bilinear"):
+        raise NotImplementedError(f"interpolate: mode {mode!r} is not supported (use 'nearest', 'linear' or "
+                                  "'bilinear')")
+    if mode == "linear" and nsp != 1 or mode == "bilinear" and nsp != 2:
+        raise ValueError(f"interpolate: mode {mode!r} expects a {3 if mode == 'linear' else 4}-D input, got shape "
+                         f"{tuple(input.shape)}")
+    if mode == "nearest" and align_corners is not None:
+        raise ValueError("interpolate: align_corners option can only be set with the interpolating modes: "
+                         "linear | bilinear | bicubic | trilinear")
+    if (size is None) == (scale_factor is None):
+        raise ValueError("interpolate: exactly one of size or scale_factor must be given")
+    in_sizes = input.shape[2:]
+    if size is not None:
+        out_sizes = (size,) * nsp if isinstance(size, int) else tuple(size)
+        scales = [i / o for i, o in zip(in_sizes, out_sizes)]
+    else:
+        sf = (scale_factor,) * nsp if not isinstance(scale_factor, (tuple, list)) else tuple(scale_factor)
+        out_sizes = tuple(int(math.floor(i * f)) for i, f in zip(in_sizes, sf))
+        scales = [i / o for i, o in zip(in_sizes, out_sizes)] if recompute_scale_factor else [1.0 / f for f in sf]
+    if len(out_sizes) != nsp or any(o <= 0 for o in out_sizes):
+        raise ValueError(f"interpolate: invalid output size {out_sizes} for input of shape {tuple(input.shape)}")
+    xp = _xp(input)
+    out = input
+    mats = [_new_tensor(xp.asarray(_interp_matrix(i, o, mode, bool(align_corners), s), dtype=input.dtype))
+            for i, o, s in zip(in_sizes, out_sizes, scales)]
+    if nsp == 2:
+        out = mats[0].matmul(out)  # (OH, H) @ (N, C, H, W)
+    return out.matmul(mats[-1].t())  # (..., W) @ (W, OW)
 
 
 # ============================================================================ normalisation

@@ -477,8 +477,19 @@ def _fmt(logs):
 class KerasMixin:
     """`compile` / `fit` / `evaluate` / `predict` for `nn.Module` (see the module docstring)."""
 
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, **kwargs):
-        """Configure training. Keras's default optimizer is 'rmsprop'; the loss is required."""
+    def compile(self, optimizer=None, loss=None, metrics=None, loss_weights=None, **kwargs):
+        """Configure training (Keras). The loss is required; the optimizer defaults to Keras's 'rmsprop'.
+
+        Called with no Keras arguments at all (`model.compile()`, or only `torch.compile` options such
+        as `fullgraph=`/`backend=`), it is PyTorch's `Module.compile`, which has nothing to do in this
+        eager engine: a no-op returning None.
+        """
+        torch_opts = ("fullgraph", "dynamic", "backend", "mode", "options", "disable")
+        if optimizer is None and loss is None and metrics is None and loss_weights is None and \
+                all(k in torch_opts for k in kwargs):
+            return None
+        if optimizer is None:
+            optimizer = "rmsprop"
         if kwargs:
             unknown = sorted(k for k in kwargs if k not in ("run_eagerly", "jit_compile", "steps_per_execution"))
             if unknown:

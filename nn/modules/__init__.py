@@ -16,6 +16,8 @@ from .pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool2d, A
 
 __all__ = [n for n in dir() if not n.startswith("_")]
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell
+from .upsampling import (ConstantPad1d, ConstantPad2d, PixelShuffle, ReflectionPad2d, ReplicationPad2d, Upsample,
+                         ZeroPad2d)
 from .transformer import (MultiheadAttention, NonDynamicallyQuantizableLinear, TransformerEncoder,
                           TransformerEncoderLayer)
 

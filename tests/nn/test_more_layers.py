@@ -151,3 +151,25 @@ def test_full_backward_hooks():
     x2 = autodiff.randn(2, 3, requires_grad=True)
     seq(x2).sum().backward()
     np.testing.assert_allclose(got[0], x2.grad.numpy())
+
+
+def test_interpolate_upsample_and_padding_layers():
+    x = autodiff.arange(16.0, dtype=f64).reshape(1, 1, 4, 4)
+    up = nn.Upsample(scale_factor=2)
+    assert repr(up) == "Upsample(scale_factor=2.0, mode='nearest')"
+    np.testing.assert_array_equal(up(x).numpy()[0, 0, :2], [[0, 0, 1, 1, 2, 2, 3, 3]] * 2)
+    # bilinear (align_corners=False) written out for x[i, j] = 4 i + j: separable, so out = 4 r(i) + c(j)
+    y = F.interpolate(x, size=(3, 5), mode="bilinear", align_corners=False).numpy()[0, 0]
+    r = np.maximum((np.arange(3) + 0.5) * 4 / 3 - 0.5, 0)
+    c = np.minimum(np.maximum((np.arange(5) + 0.5) * 4 / 5 - 0.5, 0), 3)  # the last source index clamps
+    np.testing.assert_allclose(y, 4 * r[:, None] + c[None, :], rtol=1e-12)
+    ya = F.interpolate(x, size=(3, 5), mode="bilinear", align_corners=True).numpy()[0, 0]
+    np.testing.assert_allclose(ya, 4 * np.linspace(0, 3, 3)[:, None] + np.linspace(0, 3, 5)[None, :], rtol=1e-12)
+    xg = autodiff.randn(1, 2, 3, 3, dtype=f64, requires_grad=True)
+    assert gradcheck(lambda x: F.interpolate(x, scale_factor=1.7, mode="bilinear"), (xg,))
+    with pytest.raises(NotImplementedError, match="bicubic"):
+        F.interpolate(xg, scale_factor=2, mode="bicubic")
+    assert nn.ZeroPad2d(1)(x).shape == (1, 1, 6, 6)
+    assert nn.ReflectionPad2d((1, 0, 2, 0))(x).shape == (1, 1, 6, 5)
+    np.testing.assert_array_equal(nn.ConstantPad2d(1, 3.5)(x).numpy()[0, 0, 0], [3.5] * 6)
+    assert nn.PixelShuffle(2)(autodiff.randn(1, 8, 2, 2)).shape == (1, 2, 4, 4)
