@@ -77,6 +77,8 @@ def test_compile_options_and_errors():
         m.compile(loss="mse", metrics=["bar"])
     with pytest.raises(ValueError, match="loss is required"):
         m.compile(optimizer="adam")
+    assert _model().compile() is None  # PyTorch's Module.compile(): nothing to do in an eager engine
+    assert _model().compile(fullgraph=True) is None
     m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     with pytest.raises(ValueError, match="different numbers of samples"):
         m.fit(x, y[:10], verbose=0)
