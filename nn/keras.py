@@ -474,9 +474,35 @@ def _fmt(logs):
 
 
 # ----------------------------------------------------------------------------- the mixin
+class _yields_to_submodules:
+    """A method that a submodule, parameter or buffer of the same name hides, so that PyTorch code
+    naming a layer `self.predict` or `self.fit` keeps working (Module keeps those in dicts that
+    normal attribute lookup would otherwise reach only after the class's methods)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.name = fn.__name__
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self.fn
+        d = obj.__dict__
+        for store in ("_modules", "_parameters", "_buffers"):
+            m = d.get(store)
+            if m is not None and self.name in m:
+                return m[self.name]
+        return self.fn.__get__(obj, objtype)
+
+
 class KerasMixin:
     """`compile` / `fit` / `evaluate` / `predict` for `nn.Module` (see the module docstring)."""
 
+    @_yields_to_submodules
     def compile(self, optimizer=None, loss=None, metrics=None, loss_weights=None, **kwargs):
         """Configure training (Keras). The loss is required; the optimizer defaults to Keras's 'rmsprop'.
 
@@ -512,6 +538,7 @@ class KerasMixin:
             raise RuntimeError(f"{who}: call model.compile(optimizer=..., loss=...) first")
         return cfg
 
+    @_yields_to_submodules
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, initial_epoch=0, seed=None, sync_every=None):
         """Train for `epochs` epochs; returns a `History` (also stored as `model.history`).
@@ -641,6 +668,7 @@ class KerasMixin:
         host = stack([t.reshape(()) for t in total]).numpy()
         return [float(v) / n for v in host]
 
+    @_yields_to_submodules
     def evaluate(self, x=None, y=None, batch_size=None, verbose=1, return_dict=False):
         """Loss (and metrics) on (x, y): a float without metrics, else `[loss, metric, ...]`
         (a dict with `return_dict=True`)."""
@@ -656,6 +684,7 @@ class KerasMixin:
             return logs
         return vals[0] if len(vals) == 1 else vals
 
+    @_yields_to_submodules
     def predict(self, x, batch_size=None, verbose=0):
         """The model's outputs for `x` as a NumPy array (concatenated over batches), in eval mode and
         without building a graph."""

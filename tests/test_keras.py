@@ -273,3 +273,19 @@ def test_custom_callback_hooks_order():
 
     m.fit(x, y, epochs=1, batch_size=16, verbose=0, callbacks=[Rec()])
     assert calls == ["train_begin", "epoch_begin0", "batch0:True", "batch1:True", "epoch_end0", "train_end"]
+
+
+def test_submodule_named_like_a_keras_method_wins():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fit = nn.Linear(2, 2)
+            self.predict = nn.Linear(2, 3)
+
+        def forward(self, x):
+            return self.predict(self.fit(x))
+    net = Net()
+    assert isinstance(net.fit, nn.Linear) and isinstance(net.predict, nn.Linear)
+    assert net(autodiff.ones(1, 2)).shape == (1, 3)
+    m = _model()
+    assert callable(m.fit) and not isinstance(m.fit, nn.Module)
