@@ -3,11 +3,13 @@
 Command line:
     python -m bench [--quick | --full] [--workloads overhead,elementwise,...] [--backends numpy,numba,cupy]
                     [--torch-device cpu,cuda | none] [--repeats N] [--json OUT.json] [--md OUT.md]
-                    [--plot DIR] [--no-plot] [--threads N]
+                    [--plot DIR] [--no-plot] [--threads N] [--cold-numba]
 
     --quick (default) smaller sizes, 5 interleaved repeats; --full larger sizes, 11 repeats.
     Default backends: every available one (numpy, numba, cupy when a GPU is present); PyTorch is added as
     the external reference when importable (torch-cpu, and torch-cuda when cupy is benchmarked).
+    The "first call" column is the first call of each candidate (numba: loading its compiled kernels from
+    numba's on-disk cache, or compiling them with --cold-numba), excluded from the medians.
     Writes a markdown table to stdout (and --md), JSON to bench/results/bench-<UTC time>.json (or --json)
     and, if matplotlib is importable, one PNG bar chart per workload under bench/results/ (or --plot).
 
@@ -50,7 +52,12 @@ def main(argv=None):
     ap.add_argument("--md", default=None, help="also write the markdown table here")
     ap.add_argument("--plot", default=None, help="directory for PNG charts (default bench/results)")
     ap.add_argument("--no-plot", action="store_true")
+    ap.add_argument("--cold-numba", action="store_true",
+                    help="empty numba cache for this run, so numba's 'first call' column is the JIT compile time")
     args = ap.parse_args(argv)
+    if args.cold_numba:  # before numba is imported (it reads NUMBA_CACHE_DIR at import)
+        import tempfile
+        os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="autodiff-bench-numba-")
 
     if args.threads:  # before NumPy/OpenBLAS, numba and torch load, so every pool gets the same count
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
