@@ -80,6 +80,10 @@ def main(argv=None):
     info = common.machine_info()
     log(f"[bench] {info['cpu']} | numpy {info['numpy']} ({info['blas']}) | numba {info.get('numba')} "
         f"threads {info.get('numba_threads')} | torch {info.get('torch', 'absent')}")
+    load = info.get("load_average")
+    if load is not None and info.get("cores") and load > info["cores"] and not args.threads:
+        log(f"[bench] note: load average {load:.1f} on {info['cores']} cores; thread pools will fight "
+            "(PyTorch's spinning barriers suffer most): consider --threads 1")
     results = suite.run(workloads=args.workloads, backends=backends, quick=args.quick, torch_device=torch_device,
                         repeats=args.repeats, log=log)
     md = common.to_markdown(results)
