@@ -222,6 +222,8 @@ class DataLoader:
         self.worker_init_fn = worker_init_fn
         self.collate_fn = collate_fn
         self.device = None if device is None else as_device(device)
+        if self.device is not None:
+            backend_for(self.device)  # an unavailable device fails here, with the backend's explanation
         if generator is not None or seed is not None:
             generator = make_rng(generator, seed, what="DataLoader")
         self.generator = generator

@@ -164,3 +164,11 @@ def test_random_sampler_replacement():
     assert len(idx) == 20 and set(idx) <= set(range(5))
     s = RandomSampler(range(4), num_samples=10, generator=0)
     assert len(list(s)) == 10
+
+
+def test_unavailable_device_fails_at_construction():
+    from tests.conftest import CUDA_OK
+    if CUDA_OK:
+        pytest.skip("a GPU is available here")
+    with pytest.raises(autodiff.BackendUnavailable):
+        DataLoader(_ds(), device="cuda")
