@@ -412,6 +412,33 @@ def _np_topk(x, k, dim, largest):
     return v[tuple(sl)], i[tuple(sl)]
 
 
+def _np_scatter_add(x, idx, src, dim):
+    out = x.copy()
+    grids = list(np.meshgrid(*[np.arange(s) for s in idx.shape], indexing="ij"))
+    grids[dim] = idx
+    np.add.at(out, tuple(grids), src[tuple(slice(0, s) for s in idx.shape)])
+    return out
+
+
+def _np_unflatten(x, dim, sizes):
+    d = dim % x.ndim
+    return x.reshape(x.shape[:d] + tuple(sizes) + x.shape[d + 1:])
+
+
+def _remainder_samples(rng, dtype):
+    for sa, sb in (((2, 3), (2, 3)), ((2, 3), (3,))):  # sa is the broadcast shape
+        b = _away(rng, sb, dtype, 0.5, 1.5)
+        q = rng.integers(-3, 3, size=sa) + rng.uniform(0.2, 0.8, sa)
+        a = np.asarray(q * b).astype(dtype)  # a / b stays away from integers: no floor jumps
+        yield Sample((a, b), desc=f"{sa}%{sb}")
+
+
+def _index_samples(rng, dtype):
+    x = _unif(rng, (3, 4), dtype)
+    yield Sample((x, np.array([[0, 2, 1, 0], [2, 2, 0, 1]])), {"dim": 0}, desc="dim0 repeats")
+    yield Sample((x, np.array([[3, 0], [1, 1], [2, 3]])), {"dim": 1}, desc="dim1 narrower")
+
+
 def _bool_ref(fn):
     return lambda *a: np.asarray(fn(*a))
 
@@ -589,6 +616,53 @@ OPS: list[OpInfo] = [
     _O("topk", lambda x, **kw: x.topk(**kw), lambda x, k, dim=-1, largest=True: _np_topk(x, k, dim, largest),
        lambda rng, dt: (Sample((_distinct(rng, s, dt),), kw) for s, kw in
                         (((3, 4), {"k": 2}), ((3, 4), {"k": 1, "dim": 0, "largest": False}), ((5,), {"k": 5})))),
+    _O("cumsum", lambda x, **kw: x.cumsum(**kw), lambda x, dim: np.cumsum(x, axis=dim).astype(x.dtype),
+       _shape_samples([((3, 4), {"dim": 1}), ((3, 4), {"dim": 0}), ((5,), {"dim": -1})])),
+    _O("remainder", lambda a, b: a % b, lambda a, b: np.remainder(a, b), _remainder_samples),
+    _O("gather", lambda x, idx, dim: x.gather(dim, idx),
+       lambda x, idx, dim: np.take_along_axis(x[tuple(slice(0, s) if d != dim else slice(None)
+                                                      for d, s in enumerate(idx.shape))], idx, dim),
+       _index_samples),
+    _O("take_along_dim", lambda x, idx, dim: ad.take_along_dim(x, idx, dim),
+       lambda x, idx, dim: np.take_along_axis(x[tuple(slice(0, s) if d != dim else slice(None)
+                                                      for d, s in enumerate(idx.shape))], idx, dim),
+       lambda rng, dt: (s for s in _index_samples(rng, dt) if s.desc == "dim0 repeats")),
+    _O("scatter_add", lambda x, idx, src, dim: ad.scatter_add(x, dim, idx, src), _np_scatter_add,
+       lambda rng, dt: (Sample((_unif(rng, (3, 4), dt), np.array([[0, 2, 1, 0], [2, 2, 0, 1]]),
+                                _unif(rng, (2, 4), dt)), {"dim": 0}),
+                        Sample((_unif(rng, (3, 4), dt), np.array([[3, 3], [0, 1], [2, 2]]),
+                                _unif(rng, (3, 3), dt)), {"dim": 1}))),
+    _O("index_select", lambda x, idx, dim: ad.index_select(x, dim, idx),
+       lambda x, idx, dim: np.take(x, idx, axis=dim),
+       lambda rng, dt: (Sample((_unif(rng, (3, 4), dt), np.array([2, 0, 2])), {"dim": 0}),
+                        Sample((_unif(rng, (3, 4), dt), np.array([1, 3])), {"dim": -1}))),
+    _O("masked_fill", lambda x, m, value: x.masked_fill(m, value),
+       lambda x, m, value: np.where(m, np.asarray(value, x.dtype), x),
+       lambda rng, dt: (Sample((_unif(rng, (3, 4), dt), rng.random((3, 4)) < 0.5), {"value": -2.0}),
+                        Sample((_unif(rng, (3, 4), dt), rng.random((4,)) < 0.5), {"value": 0.5}))),
+    _O("narrow", lambda x, **kw: x.narrow(**kw),
+       lambda x, dim, start, length: np.take(x, np.arange(start, start + length), axis=dim),
+       _shape_samples([((4, 3), {"dim": 0, "start": 1, "length": 2}), ((2, 5), {"dim": -1, "start": 0, "length": 5})])),
+    _O("unbind", lambda x, **kw: x.unbind(**kw), lambda x, dim=0: tuple(np.moveaxis(x, dim, 0)),
+       _shape_samples([((3, 2), {}), ((2, 3, 2), {"dim": 1})])),
+    _O("movedim", lambda x, **kw: x.movedim(**kw), lambda x, source, destination: np.moveaxis(x, source, destination),
+       _shape_samples([((2, 3, 4), {"source": 0, "destination": -1}), ((2, 3, 4), {"source": (0, 1), "destination": (2, 0)})])),
+    _O("tile", lambda x, **kw: x.tile(kw["dims"]), lambda x, dims: np.tile(x, dims),
+       _shape_samples([((2, 3), {"dims": (2,)}), ((3,), {"dims": (2, 2)})])),
+    _O("unflatten", lambda x, **kw: x.unflatten(kw["dim"], kw["sizes"]), lambda x, dim, sizes: _np_unflatten(x, dim, sizes),
+       _shape_samples([((6, 2), {"dim": 0, "sizes": (2, 3)}), ((2, 4), {"dim": -1, "sizes": (2, -1)})])),
+    _O("var_mean", lambda x, **kw: ad.var_mean(x, **kw),
+       lambda x, dim=None, keepdim=False: (_np_var(x, dim, keepdim), np.asarray(np.mean(x, axis=dim, keepdims=keepdim)).astype(x.dtype)),
+       _shape_samples([((3, 4), {"dim": 1}), ((3, 4), {"keepdim": True, "dim": 0})])),
+    _O("std_mean", lambda x, **kw: ad.std_mean(x, **kw),
+       lambda x, dim=None, keepdim=False: (np.sqrt(_np_var(x, dim, keepdim)), np.asarray(np.mean(x, axis=dim, keepdims=keepdim)).astype(x.dtype)),
+       _shape_samples([((3, 4), {"dim": 1}), ((5,), {})])),
+    _O("mm", ad.mm, np.matmul, lambda rng, dt: iter([Sample((_unif(rng, (2, 3), dt), _unif(rng, (3, 4), dt)))]),
+       rtol32=1e-4, atol32=1e-5),
+    _O("bmm", ad.bmm, np.matmul, lambda rng, dt: iter([Sample((_unif(rng, (2, 2, 3), dt), _unif(rng, (2, 3, 2), dt)))]),
+       rtol32=1e-4, atol32=1e-5),
+    _O("mv", ad.mv, np.matmul, lambda rng, dt: iter([Sample((_unif(rng, (2, 3), dt), _unif(rng, (3,), dt)))]),
+       rtol32=1e-4, atol32=1e-5),
     # linear algebra
     _O("einsum", lambda *ts, eq: ad.einsum(eq, *ts), lambda *xs, eq: np.einsum(eq, *xs), einsum_samples,
        rtol32=1e-4, atol32=1e-5),
