@@ -516,6 +516,11 @@ class Module(KerasMixin):
                 m.state_dict(destination=destination, prefix=prefix + name + ".", keep_vars=keep_vars)
         return destination
 
+    def _missing_ok(self, name):
+        """Whether a state-dict entry `name` of this module may be absent (kept as is) without being
+        reported missing; BatchNorm says yes for num_batches_tracked (old checkpoints), as PyTorch."""
+        return False
+
     def _local_state(self):
         d = OrderedDict()
         for name, p in self._parameters.items():
@@ -541,7 +546,8 @@ class Module(KerasMixin):
                 key = pre + name
                 expected.add(key)
                 if key not in state_dict:
-                    missing.append(key)
+                    if not m._missing_ok(name):
+                        missing.append(key)
                     continue
                 v = state_dict[key]
                 arr = v.data if isinstance(v, Tensor) else v

@@ -35,6 +35,9 @@ class _BatchNorm(Module):
             self.register_buffer("num_batches_tracked", None)
         self.reset_parameters()
 
+    def _missing_ok(self, name):
+        return name == "num_batches_tracked"  # checkpoints from before it existed load (as PyTorch)
+
     def reset_running_stats(self):
         if self.track_running_stats:
             init.zeros_(self.running_mean)
