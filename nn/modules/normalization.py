@@ -64,8 +64,9 @@ class _BatchNorm(Module):
         eaf = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
             self.num_batches_tracked.data += 1
-            if self.momentum is None:  # cumulative moving average
-                eaf = 1.0 / float(self.num_batches_tracked.data)
+            if self.momentum is None:  # cumulative moving average (a device scalar: no host read)
+                nbt = self.num_batches_tracked.data
+                eaf = 1.0 / nbt.astype(self.running_mean.dtype if self.running_mean is not None else "float32")
         bn_training = self.training or (self.running_mean is None and self.running_var is None)
         use_running = not self.training or self.track_running_stats
         return F.batch_norm(input, self.running_mean if use_running else None,
