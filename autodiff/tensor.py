@@ -199,9 +199,25 @@ class Tensor:
         return _RemovableHandle(hook, self)
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
-        if inputs is not None:
-            raise NotImplementedError("backward: the inputs= argument is not supported; use autodiff.grad")
-        autograd.backward(self, gradient, retain_graph, create_graph)
+        """Accumulate d(self)/d(leaf) into every leaf's .grad; with `inputs`, only into those tensors'
+        .grad (leaves or not), as PyTorch."""
+        if inputs is None:
+            autograd.backward(self, gradient, retain_graph, create_graph)
+            return
+        inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+        if not inputs:
+            raise RuntimeError("backward: 'inputs' argument to backward() cannot be empty")
+        grads = autograd.grad(self, inputs, gradient, retain_graph=retain_graph, create_graph=create_graph,
+                              allow_unused=True)
+        for t, g in zip(inputs, grads):
+            if g is None:
+                continue
+            if create_graph:
+                t.grad = g if t.grad is None else t.grad + g
+            elif t.grad is None:
+                t.grad = autograd._new_tensor(g.data.copy())
+            else:
+                t.grad = autograd._new_tensor(t.grad.data + g.data)
 
     # ------------------------------------------------------------------ dtype / device moves
     def to(self, *args, **kwargs):

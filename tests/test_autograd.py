@@ -78,6 +78,18 @@ def test_backward_non_scalar_with_gradient(device):
     np.testing.assert_allclose(to_numpy(x.grad), [2.0, 0.0, 12.0])
 
 
+def test_backward_with_inputs(device):
+    x, y = leaf([1.0, 2.0], device), leaf([3.0], device)
+    h = x * y
+    loss = (h * h).sum()
+    loss.backward(inputs=[x, h], retain_graph=True)
+    assert y.grad is None
+    np.testing.assert_allclose(to_numpy(x.grad), 2 * to_numpy(h.detach()) * 3.0)
+    np.testing.assert_allclose(to_numpy(h.grad), 2 * to_numpy(h.detach()))
+    loss.backward(inputs=y)
+    np.testing.assert_allclose(to_numpy(y.grad), [2 * (3.0 + 12.0)])
+
+
 def test_backward_function_and_multiple_roots(device):
     x = leaf([1.0, 2.0], device)
     a, b = (x * 2).sum(), (x * x).sum()
