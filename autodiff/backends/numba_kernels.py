@@ -57,7 +57,7 @@ def index_add_rows_parallel(out, idx, vals, nt):
 
 @njit(**_SER)
 def normalize_index(idx, rows):
-    """Wrap negative indices in place-free fashion; returns (normalised copy, number out of range)."""
+    """A copy of idx with negative indices wrapped; returns (copy, number of indices out of range)."""
     out = np.empty(idx.shape[0], dtype=np.int64)
     bad = 0
     for i in range(idx.shape[0]):
