@@ -171,7 +171,7 @@ class Function:
         out = object.__new__(_Tensor)
         out.data = out_arr
         out.grad = None
-        out.requires_grad = False
+        out._rg = False
         out.grad_fn = None
         out._vc = inputs[0]._vc if cls.is_view else [0]
         out._hooks = None
@@ -179,7 +179,7 @@ class Function:
             edges = None
             i = 0
             for t in inputs:
-                if t.requires_grad:
+                if t._rg:
                     if edges is None:
                         edges = [None] * len(inputs)
                     edges[i] = t.grad_fn or t
@@ -197,7 +197,7 @@ class Function:
                     ctx.out_vc = out._vc
                     ctx.out_version = out._vc[0]
                 out.grad_fn = ctx
-                out.requires_grad = True
+                out._rg = True
         return out
 
     @staticmethod
@@ -241,7 +241,7 @@ class Function:
         out = _new_tensor(self.out_data)
         out._vc = self.out_vc
         out.grad_fn = self
-        out.requires_grad = True
+        out._rg = True
         return out
 
     def output_data(self):
@@ -309,7 +309,7 @@ def _new_tensor(data):
     t = object.__new__(_Tensor)
     t.data = data
     t.grad = None
-    t.requires_grad = False
+    t._rg = False
     t.grad_fn = None
     t._vc = [0]
     t._hooks = None
@@ -337,7 +337,7 @@ def _raw_tensor(r, like):
     t = object.__new__(_Tensor)
     t.data = r
     t.grad = None
-    t.requires_grad = False
+    t._rg = False
     t.grad_fn = None
     t._vc = [0]
     t._hooks = None

@@ -21,7 +21,7 @@ class Tensor:
     bypasses autograd). Leaves are tensors created by the user; non-leaves carry the `grad_fn` node
     that made them.
     """
-    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_vc", "_hooks", "__weakref__")
+    __slots__ = ("data", "grad", "_rg", "grad_fn", "_vc", "_hooks", "__weakref__")
     __array_priority__ = 1000  # so that `ndarray * Tensor` defers to Tensor.__rmul__
 
     def __init__(self, data, dtype=None, device=None, requires_grad=False):
@@ -41,7 +41,7 @@ class Tensor:
         self.grad_fn = None
         self._vc = [0]
         self._hooks = None
-        self.requires_grad = False
+        self._rg = False
         if requires_grad:
             self.requires_grad_(True)
 
@@ -160,21 +160,33 @@ class Tensor:
 
     def detach_(self):
         self.grad_fn = None
-        self.requires_grad = False
+        self._rg = False
         return self
 
     def clone(self):
         from .ops import shape as _s
         return _s.clone(self)
 
-    def requires_grad_(self, requires_grad=True):
-        if requires_grad and self.data.dtype.kind not in "fc":
-            raise RuntimeError(f"requires_grad_: only floating point tensors can require gradients, "
+    @property
+    def requires_grad(self):
+        return self._rg
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        self._set_requires_grad(value, "requires_grad")
+
+    def _set_requires_grad(self, value, opname):
+        value = bool(value)
+        if value and self.data.dtype.kind not in "fc":
+            raise RuntimeError(f"{opname}: only floating point tensors can require gradients, "
                                f"got {self.data.dtype}")
-        if not requires_grad and self.grad_fn is not None:
-            raise RuntimeError("requires_grad_: you can only change requires_grad flags of leaf tensors; "
+        if not value and self.grad_fn is not None:
+            raise RuntimeError(f"{opname}: you can only change requires_grad flags of leaf tensors; "
                                "use detach() for a non-leaf")
-        self.requires_grad = bool(requires_grad)
+        self._rg = value
+
+    def requires_grad_(self, requires_grad=True):
+        self._set_requires_grad(requires_grad, "requires_grad_")
         return self
 
     def retain_grad(self):

@@ -80,6 +80,16 @@ def test_integer_tensor_cannot_require_grad(device):
         ad.tensor([1, 2], requires_grad=True, device=device)
     with pytest.raises(RuntimeError, match="only floating point"):
         ad.zeros(2, dtype=ad.int64, requires_grad=True, device=device)
+    t = ad.tensor([1, 2], device=device)
+    with pytest.raises(RuntimeError, match=r"requires_grad: only floating point tensors can require gradients, got int64"):
+        t.requires_grad = True
+    assert not t.requires_grad
+    y = ad.ones(2, requires_grad=True, device=device) * 2
+    with pytest.raises(RuntimeError, match=r"requires_grad: you can only change requires_grad flags of leaf"):
+        y.requires_grad = False
+    f = ad.ones(2, device=device)
+    f.requires_grad = True
+    assert f.requires_grad and f.is_leaf
 
 
 def test_backward_nonscalar_without_gradient(device):
