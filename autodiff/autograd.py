@@ -419,10 +419,12 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
 
     def finish(leaf, g):
         """Run the leaf's hooks on its complete gradient g and accumulate it into leaf.grad."""
+        owned = None
         if g.__class__ is list:  # an engine-owned sum: may become .grad without a copy
-            handed_out.add(id(g[0]))
-            g = _raw_tensor(g[0], g[0])
+            owned = g[0]
+            g = _raw_tensor(owned, owned)
             if not leaf._hooks and leaf.grad is None:
+                handed_out.add(id(owned))
                 leaf.grad = g
                 return
         if leaf._hooks:
@@ -439,7 +441,9 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
             # (fresh results of backward formulas), so no copy is needed.
             d = g.data
             flags = d.flags
-            if not flags.c_contiguous or not getattr(flags, "writeable", True):
+            if d is owned:
+                handed_out.add(id(d))
+            elif not flags.c_contiguous or not getattr(flags, "writeable", True):
                 d = d.copy()
             else:
                 key = id(d if d.base is None else d.base)
