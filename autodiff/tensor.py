@@ -330,7 +330,7 @@ class Tensor:
         fmt = None
         if arr.dtype.kind == "f" and arr.size:
             # PyTorch's style: integral values as "1.", else 4 decimals, scientific for wide ranges
-            finite = np.abs(arr[np.isfinite(arr)])
+            finite = np.abs(arr[np.isfinite(arr)]).astype(np.float64)
             if finite.size and not np.all(finite == np.round(finite)):
                 nz = finite[finite > 0]
                 wide = nz.size and (nz.max() >= 1e8 or nz.min() < 1e-4 or nz.max() / nz.min() > 1e3)

@@ -323,3 +323,17 @@ def test_getitem_int_with_index_array_follows_pytorch(device):
     assert x[[0, 2], 1, :3].shape == (2, 3)
     assert x[[0, 2], :, [1, 1]].shape == (2, 4)        # two separated arrays: moved first, as NumPy
     assert x[1, [2, 2, 0]].shape == (3, 5)
+
+
+def test_sigmoid_family_extreme_inputs_finite_without_warnings(device):
+    import warnings
+    x = ad.tensor([-1000.0, -50.0, -5.0, 0.0, 50.0, 1000.0], device=device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warnings
+        for dt in (ad.float16, ad.float32, ad.float64):
+            xs = x.to(dt)
+            s = to_numpy(xs.sigmoid()).astype(np.float64)
+            assert np.all(np.isfinite(s)) and np.all((s >= 0) & (s <= 1))
+            np.testing.assert_allclose(s[2:], 1 / (1 + np.exp(-to_numpy(xs)[2:].astype(np.float64))),
+                                       rtol=1e-3 if dt == ad.float16 else 1e-6)
+            assert np.all(np.isfinite(to_numpy(ad.silu(xs)))) and np.all(np.isfinite(to_numpy(ad.elu(xs))))

@@ -560,10 +560,24 @@ Tanh, tanh = _unary("Tanh", lambda xp, a: xp.tanh(a),
                     lambda ctx, g: mul(g, rsub(mul(ctx.output(), ctx.output()), 1.0)), _tanh_raw, save_output=True)
 
 
+_EXP_LIMIT = {"f": 88.0, "d": 708.0}  # exp(x) stays finite below these (float32/64)
+
+
 def _sigmoid_fwd(xp, a):
-    # Stable for large |a|: exp of a non-positive number only.
-    e = xp.exp(-xp.abs(a))
-    return xp.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype, copy=False)
+    """1 / (1 + exp(-a)), with -a clipped so that exp never overflows (no warnings, no inf): exact to
+    rounding except below -88 (float32) / -708 (float64), where it returns a tiny positive number
+    instead of an even tinier one. No `where` (NumPy's is slow on random masks); in place on one
+    temporary. float16 is computed in float32 (as PyTorch does on the CPU)."""
+    if a.dtype.char == "e":
+        return _sigmoid_fwd(xp, a.astype(xp.float32)).astype(a.dtype)
+    if a.ndim == 0:
+        return (1 / (1 + xp.exp(-xp.maximum(a, -_EXP_LIMIT.get(a.dtype.char, 80.0))))).astype(a.dtype)
+    t = xp.maximum(a, a.dtype.type(-_EXP_LIMIT.get(a.dtype.char, 80.0)))
+    xp.negative(t, out=t)
+    xp.exp(t, out=t)
+    t += 1
+    xp.reciprocal(t, out=t)
+    return t
 
 
 def _sigmoid_raw(ctx, g):
@@ -632,9 +646,11 @@ def relu(x):
 class LeakyRelu(Function):
     @staticmethod
     def forward(ctx, a, slope):
-        xp = ctx.backend.xp
-        ctx.factor = xp.where(a > 0, xp.asarray(1, a.dtype), xp.asarray(slope, a.dtype))
-        return a * ctx.factor
+        f = (a > 0).astype(a.dtype)  # factor: 1 where a > 0, else slope (arithmetic, not a slow where)
+        f *= 1 - slope
+        f += slope
+        ctx.factor = f
+        return a * f
 
     @staticmethod
     def backward(ctx, g):
@@ -653,7 +669,8 @@ class Elu(Function):
         xp = ctx.backend.xp
         ctx.alpha = alpha
         ctx.pos = a > 0
-        return xp.where(ctx.pos, a, alpha * xp.expm1(xp.minimum(a, 0))).astype(a.dtype, copy=False)
+        # max(a, 0) + alpha * expm1(min(a, 0)): a where a > 0, else alpha * (exp(a) - 1)
+        return (xp.maximum(a, 0) + alpha * xp.expm1(xp.minimum(a, 0))).astype(a.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, g):
