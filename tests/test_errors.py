@@ -211,3 +211,13 @@ def test_cuda_unavailable_says_how_to_install():
 def test_bad_device_string():
     with pytest.raises(ValueError, match=r"device: unknown device type 'tpu'"):
         ad.zeros(2, device="tpu")
+
+
+def test_host_index_lists_checked_then_moved_to_device_plumbing(fake_device):
+    """Plumbing (fake second array type, not GPU validation): list indices are range-checked on
+    the host and then moved to the tensor's device; device index arrays are not synced to check."""
+    x = _on_fake(fake_device, [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    with pytest.raises(IndexError, match=r"getitem: index 3 is out of bounds for dimension 1 with size 3"):
+        x[:, [0, 3]]
+    y = x[:, [2, 0]]
+    assert isinstance(y.data, _FakeDeviceArray) and y.tolist() == [[3.0, 1.0], [6.0, 4.0]]

@@ -10,19 +10,16 @@ from ..tensor import Tensor, _wrap_dim
 
 
 def _normalize_key(x, key):
-    """Tensors in the key become backend arrays; ints are range-checked with a clear message."""
+    """Tensors in the key become arrays; lists become host arrays, range-checked on the host (no
+    device sync) and then moved to x's device; ints are range-checked with a clear message."""
     if not isinstance(key, tuple):
         key = (key,)
-    xp = None
     conv = []
     for k in key:
         if isinstance(k, Tensor):
             k = k.data
-        if isinstance(k, list) or (isinstance(k, np.ndarray) and type(k) is not type(x.data)):
-            if xp is None:
-                from .. import backends
-                xp = backends._by_array_type[type(x.data)].xp
-            k = xp.asarray(k)
+        if isinstance(k, list):
+            k = np.asarray(k) if k else np.zeros(0, dtype=np.int64)  # [] indexes nothing, as PyTorch
         conv.append(k)
     key = conv
     consumed = sum(k.ndim if getattr(k, "dtype", None) == np.bool_ and hasattr(k, "ndim") else 1
@@ -47,7 +44,7 @@ def _normalize_key(x, key):
                                      f"indexed dimensions {tuple(shape[dim:dim + k.ndim])} of shape {tuple(shape)}")
                 advanced = True
                 dim += k.ndim
-                out.append(k)
+                out.append(_on_device(k, x))
                 continue
             if k.dtype.kind not in "iu":
                 raise IndexError(f"getitem: tensors used as indices must be long, int or bool, got {k.dtype}")
@@ -61,7 +58,7 @@ def _normalize_key(x, key):
                                      f"with size {n}")
             advanced = True
             dim += 1
-            out.append(k)
+            out.append(_on_device(k, x))
             continue
         if isinstance(k, (int, np.integer)) and not isinstance(k, bool):
             if dim >= len(shape):
@@ -88,6 +85,14 @@ def _normalize_key(x, key):
     if n_index_dims > len(shape):
         raise IndexError(f"getitem: too many indices ({n_index_dims}) for a tensor of shape {tuple(shape)}")
     return tuple(out), advanced
+
+
+def _on_device(k, x):
+    """Index array k on x's device (host index arrays are moved once, after validation)."""
+    if type(k) is type(x.data) or not isinstance(k, np.ndarray):
+        return k
+    from .. import backends
+    return backends._by_array_type[type(x.data)].xp.asarray(k)
 
 
 class GetItem(Function):
