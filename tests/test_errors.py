@@ -60,6 +60,10 @@ def test_wrong_dtype(device):
         ad.ones(2, device=device).masked_fill(ad.ones(2, device=device), 0.0)
     with pytest.raises(RuntimeError, match=r"gather: index must be an integer tensor, got float32"):
         ad.ones(3, device=device).gather(0, ad.ones(3, device=device))
+    with pytest.raises(RuntimeError, match=r"scatter_add: index must be an integer tensor, got float32"):
+        ad.scatter_add(ad.zeros(3, device=device), 0, ad.ones(2, device=device), ad.ones(2, device=device))
+    with pytest.raises(RuntimeError, match=r"scatter_add: index of shape \(2,\) does not fit input \(3, 4\)"):
+        ad.scatter_add(ad.zeros(3, 4, device=device), 0, ad.tensor([0, 1], device=device), ad.ones(1, 2, device=device))
     with pytest.raises(IndexError, match=r"getitem: tensors used as indices must be long, int or bool, got float32"):
         ad.ones(3, device=device)[ad.tensor([0.5], device=device)]
     with pytest.raises(RuntimeError, match=r"matmul: not implemented for bool"):

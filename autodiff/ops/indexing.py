@@ -249,10 +249,11 @@ def gather(x, dim, index):
         if d != axis and idx.shape[d] > x.data.shape[d]:
             raise RuntimeError(f"gather: index shape {tuple(idx.shape)} exceeds input shape {tuple(x.shape)} "
                                f"in dimension {d}")
-    if idx.size and isinstance(idx, np.ndarray):  # host indices only: no device sync (see getitem)
+    if idx.size and type(idx) is np.ndarray:  # host indices only: no device sync (see getitem)
         n = x.data.shape[axis]
         if int(idx.min()) < -n or int(idx.max()) >= n:
             raise RuntimeError(f"gather: index out of range for dimension {axis} of size {n}")
+    idx = _on_device(idx, x)
     if tuple(idx.shape) != tuple(x.data.shape):
         # take_along_axis broadcasts; torch.gather uses the leading sub-block: slice x to index's shape
         key = tuple(slice(0, s) if d != axis else slice(None) for d, s in enumerate(idx.shape))
@@ -274,7 +275,17 @@ def scatter_add(x, dim, index, src):
     """out = x.clone(); out.scatter_add_(dim, index, src) — differentiable in x and src."""
     from .elementwise import add
     axis = _wrap_dim(dim, x.data.ndim, "scatter_add")
-    idx = index.data if isinstance(index, Tensor) else index
+    idx = index.data if isinstance(index, Tensor) else np.asarray(index)
+    if idx.dtype.kind not in "iu":
+        raise RuntimeError(f"scatter_add: index must be an integer tensor, got {idx.dtype}")
+    if idx.ndim != x.data.ndim or any(i > s for i, s in zip(idx.shape, src.data.shape)):
+        raise RuntimeError(f"scatter_add: index of shape {tuple(idx.shape)} does not fit input {tuple(x.shape)} "
+                           f"and src {tuple(src.shape)}")
+    if idx.size and type(idx) is np.ndarray:
+        n = x.data.shape[axis]
+        if int(idx.min()) < -n or int(idx.max()) >= n:
+            raise RuntimeError(f"scatter_add: index out of range for dimension {axis} of size {n}")
+    idx = _on_device(idx, x)
     s = src
     if tuple(s.data.shape) != tuple(idx.shape):
         key = tuple(slice(0, n) for n in idx.shape)
