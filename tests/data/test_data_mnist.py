@@ -288,3 +288,34 @@ def test_real_mnist_npz_if_present():
     ds = MNIST(os.path.dirname(path))
     assert len(ds) == 60000 and len(MNIST(os.path.dirname(path), train=False)) == 10000
     assert autodiff.is_tensor(ds.targets) and int(ds.targets.max()) == 9
+
+
+def test_mnist_download_verifies_and_reads(tmp_path, monkeypatch):
+    """download=True against a fake mirror: files are verified by sha256 and land atomically."""
+    import urllib.request
+    rng = np.random.default_rng(9)
+    blobs = {}
+    for split, n in (("train", 6), ("t10k", 4)):
+        imgs = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=n).astype(np.uint8)
+        blobs[f"{split}-images-idx3-ubyte.gz"] = gzip.compress(_idx_bytes(imgs))
+        blobs[f"{split}-labels-idx1-ubyte.gz"] = gzip.compress(_idx_bytes(labels))
+    requested = []
+
+    def fake_urlopen(req, timeout=None):
+        url = req.full_url if hasattr(req, "full_url") else req
+        requested.append(url)
+        return io.BytesIO(blobs[url.rsplit("/", 1)[1]])
+    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
+
+    class Fake(MNIST):
+        sha256 = {k: hashlib.sha256(v).hexdigest() for k, v in blobs.items()}
+    ds = Fake(tmp_path, train=True, download=True)
+    assert len(ds) == 6 and len(Fake(tmp_path, train=False)) == 4
+    assert len(requested) == 4 and all(u.startswith(MNIST.mirrors[0]) for u in requested)
+
+    class Tampered(MNIST):
+        sha256 = {k: "0" * 64 for k in blobs}
+    with pytest.raises(DataError, match="checksum mismatch"):
+        Tampered(tmp_path / "t", download=True)
+    assert os.listdir(tmp_path / "t" / "Tampered" / "raw") == []
