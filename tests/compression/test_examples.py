@@ -39,11 +39,15 @@ def test_prune_example(fake_mnist, capsys):
     assert "after prune.remove" in capsys.readouterr().out
 
 
-def test_distill_example(fake_mnist):
-    out = _load("distill_mnist").main(["--data", fake_mnist, "--teacher-epochs", "1", "--epochs", "1",
-                                       "--teacher-hidden", "64", "--student-hidden", "4", "--batch-size", "64"])
+def test_distill_example(fake_mnist, tmp_path):
+    ex = _load("distill_mnist")
+    args = ["--data", fake_mnist, "--teacher-epochs", "1", "--epochs", "1", "--teacher-hidden", "64",
+            "--student-hidden", "4", "--batch-size", "64", "--teacher-cache", str(tmp_path / "t.npz")]
+    out = ex.main(args)
     assert out["param_ratio"] >= 10
     assert set(out) == {"teacher", "scratch", "distilled", "param_ratio"}
+    again = ex.main(args + ["--student-limit", "128"])  # teacher loaded from the cache this time
+    assert again["teacher"] == out["teacher"]
 
 
 def test_quantize_example(fake_mnist):
