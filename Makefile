@@ -4,12 +4,15 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint bench demo data gpu-check clean
+.PHONY: install test lint bench demo demo-ddp data gpu-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,distributed]"
+	@# PyTorch is optional: only the tests that compare against it need it. The CPU wheel lies on these
+	@# machines' disk (no "+cpu" build exists on PyPI, so elsewhere this fails fast and those tests skip).
+	$(PY) -m pip install -q "torch==2.13.0+cpu" || echo "note: torch not installed; PyTorch comparison tests will be skipped"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -21,6 +24,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check autodiff nn optim tests bench examples
 
 bench: $(STAMP)
+	$(PY) -m bench.overhead
 	$(PY) -m bench
 
 # The GPU check runs on a machine with cupy, numba, torch and pytest preinstalled and no package index:
@@ -38,3 +42,7 @@ data: $(STAMP)
 # `make demo`: install + data + train the seed MLP on MNIST (progress bars, test accuracy, checkpoint, curve).
 demo: data
 	$(PY) -m autodiff.train --model mlp
+
+# `make demo-ddp`: the MNIST MLP trained data-parallel on 2 MPI ranks.
+demo-ddp: data
+	$(PY) -m autodiff.distributed.run -n 2 examples/ddp_mnist.py --epochs 1
