@@ -5,7 +5,7 @@ Peak memory is measured with `tracemalloc` (NumPy reports its array allocations 
 or with CuPy's memory pool on `--device cuda`, relative to the memory held before the step
 (parameters and input). Time is the median of `--repeats` interleaved runs after one warm-up run.
 
-    .venv/bin/python -m bench.checkpoint_memory [--depth 32 --width 128 --batch 1024 --repeats 3]
+    .venv/bin/python -m bench.checkpoint_memory [--depth 32 --width 128 --batch 1024 --repeats 7]
 """
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def main(argv=None):
     ap.add_argument("--depth", type=int, default=32)
     ap.add_argument("--width", type=int, default=128)
     ap.add_argument("--batch", type=int, default=1024)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
