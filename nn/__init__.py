@@ -13,3 +13,4 @@ from .keras import (Callback, CSVLogger, EarlyStopping, History, KerasMixin, Lea
 from .modules import *  # noqa: F401,F403
 from .parameter import Parameter
 from . import parallel  # nn.parallel.DistributedDataParallel (issue 8)
+from . import distill, quantize  # knowledge distillation, int8 quantisation (issue 7)
