@@ -1,0 +1,451 @@
+"""nn against PyTorch itself (skipped when `torch` is not importable).
+
+Each layer is built in both frameworks; torch's parameters and buffers are copied into ours through
+`load_state_dict` (NumPy arrays), which also checks the state_dict key names, order and shapes. The same
+input and the same output gradient go through both; outputs, input gradients and parameter gradients
+must agree (float64 tightly, float32 to float32 rounding). Losses, functional forms, default
+initialisation, module API (repr, state_dict, named_parameters), gradient clipping and vector
+conversion are compared the same way.
+"""
+import math
+
+import numpy as np
+import pytest
+
+import autodiff
+import nn
+import nn.functional as F
+import optim
+
+torch = pytest.importorskip("torch")
+tnn = torch.nn
+TF = torch.nn.functional
+
+TOL = {np.float64: dict(rtol=1e-9, atol=1e-10), np.float32: dict(rtol=2e-4, atol=2e-5)}
+TDT = {np.float64: torch.float64, np.float32: torch.float32}
+DTYPES = [np.float64, np.float32]
+
+
+def _np(t):
+    if isinstance(t, torch.Tensor):
+        return t.detach().cpu().numpy()
+    return t.detach().numpy()
+
+
+def _close(a, b, dtype, what, **kw):
+    tol = dict(TOL[dtype])
+    tol.update(kw)
+    a, b = _np(a), _np(b)
+    assert a.shape == b.shape, f"{what}: shape {a.shape} vs torch {b.shape}"
+    np.testing.assert_allclose(a, b, err_msg=what, **tol)
+
+
+def _flat(out):
+    if isinstance(out, (tuple, list)):
+        res = []
+        for o in out:
+            res.extend(_flat(o))
+        return res
+    return [] if out is None else [out]
+
+
+def _copy_params(tm, om):
+    """torch -> ours through load_state_dict with NumPy arrays; key names and order must agree."""
+    tsd = tm.state_dict()
+    osd = om.state_dict()
+    assert list(osd.keys()) == list(tsd.keys()), f"state_dict keys {list(osd)} vs torch {list(tsd)}"
+    for k in tsd:
+        assert tuple(osd[k].shape) == tuple(tsd[k].shape), f"{k}: shape {osd[k].shape} vs torch {tsd[k].shape}"
+    om.load_state_dict({k: v.detach().cpu().numpy() for k, v in tsd.items()})
+
+
+def compare_module(tm, om, inputs, dtype, train=True, rng=None, kwargs=None, check_params=True,
+                   grad_inputs=None, **tol):
+    """Run both modules on the same inputs (NumPy arrays; float ones require grad) and compare outputs,
+    input gradients and parameter gradients, plus buffers afterwards."""
+    rng = rng or np.random.default_rng(1)
+    kwargs = kwargs or {}
+    tm = tm.to(TDT[dtype])
+    _copy_params(tm, om)
+    om = om.double() if dtype == np.float64 else om.float()
+    tm.train(train)
+    om.train(train)
+    tin, oin = [], []
+    for i, a in enumerate(inputs):
+        if a is None:
+            tin.append(None)
+            oin.append(None)
+            continue
+        a = np.asarray(a)
+        fl = a.dtype.kind == "f"
+        if fl:
+            a = a.astype(dtype)
+        rg = fl and (grad_inputs is None or i in grad_inputs)
+        tin.append(torch.tensor(a, requires_grad=rg))
+        oin.append(autodiff.tensor(a, requires_grad=rg))
+    tout = _flat(tm(*tin, **kwargs))
+    oout = _flat(om(*oin, **{k: (autodiff.tensor(_np(v)) if isinstance(v, torch.Tensor) else v)
+                            for k, v in kwargs.items()}))
+    assert len(tout) == len(oout), f"{type(om).__name__}: {len(oout)} outputs vs torch {len(tout)}"
+    for k, (t, o) in enumerate(zip(tout, oout)):
+        _close(o, t, dtype, f"{type(om).__name__} output {k}", **tol)
+    tl, ol = 0, 0
+    for t, o in zip(tout, oout):
+        if not t.requires_grad or not t.dtype.is_floating_point:
+            continue
+        g = rng.standard_normal(tuple(t.shape)).astype(dtype)
+        tl = tl + (t * torch.tensor(g)).sum()
+        ol = ol + (o * autodiff.tensor(g)).sum()
+    if isinstance(tl, torch.Tensor):
+        tl.backward()
+        ol.backward()
+        for i, (t, o) in enumerate(zip(tin, oin)):
+            if t is not None and t.requires_grad:
+                assert o.grad is not None, f"{type(om).__name__}: input {i} got no grad"
+                _close(o.grad, t.grad, dtype, f"{type(om).__name__} grad of input {i}", **tol)
+        if check_params:
+            tp = dict(tm.named_parameters())
+            op = dict(om.named_parameters())
+            assert list(op) == list(tp), f"named_parameters {list(op)} vs torch {list(tp)}"
+            for n in tp:
+                if tp[n].grad is None:
+                    assert op[n].grad is None or not np.any(_np(op[n].grad)), f"{n}: grad where torch has none"
+                    continue
+                assert op[n].grad is not None, f"{type(om).__name__}.{n}: no grad"
+                _close(op[n].grad, tp[n].grad, dtype, f"{type(om).__name__}.{n}.grad", **tol)
+    tb = dict(tm.named_buffers())
+    ob = dict(om.named_buffers())
+    assert list(ob) == list(tb), f"buffers {list(ob)} vs torch {list(tb)}"
+    for n in tb:
+        _close(ob[n], tb[n], dtype if tb[n].dtype.is_floating_point else np.float64, f"buffer {n}")
+    return tout, oout
+
+
+def _pair(name, *args, **kw):
+    torch.manual_seed(0)
+    return getattr(tnn, name)(*args, **kw), getattr(nn, name)(*args, **kw)
+
+
+R = np.random.default_rng(0)
+
+
+def rn(*shape):
+    return R.standard_normal(shape)
+
+
+# ---------------------------------------------------------------------------------------------- layers
+LAYER_CASES = [
+    ("Linear", (5, 3), {}, [(4, 5)]),
+    ("Linear", (5, 3), dict(bias=False), [(2, 3, 5)]),
+    ("Bilinear", (3, 4, 2), {}, [(5, 3), (5, 4)]),
+    ("Conv1d", (2, 4, 3), dict(stride=2, padding=1), [(2, 2, 9)]),
+    ("Conv1d", (4, 4, 3), dict(padding="same", dilation=2, groups=2), [(2, 4, 8)]),
+    ("Conv1d", (2, 3, 4), dict(padding="same", bias=False), [(1, 2, 7)]),
+    ("Conv2d", (3, 4, 3), {}, [(2, 3, 7, 6)]),
+    ("Conv2d", (4, 6, (3, 2)), dict(stride=(2, 1), padding=(1, 2), dilation=(1, 2), groups=2, bias=False),
+     [(2, 4, 8, 7)]),
+    ("Conv2d", (2, 3, 3), dict(padding="same"), [(1, 2, 5, 6)]),
+    ("Conv2d", (2, 3, 4), dict(padding="same", dilation=2), [(1, 2, 6, 7)]),
+    ("Conv2d", (2, 3, 3), dict(padding=1, padding_mode="reflect"), [(1, 2, 5, 6)]),
+    ("Conv2d", (2, 3, 3), dict(padding=2, padding_mode="replicate"), [(1, 2, 5, 6)]),
+    ("Conv2d", (2, 3, 3), dict(padding=1, padding_mode="circular"), [(1, 2, 5, 6)]),
+    ("ConvTranspose2d", (3, 2, 3), {}, [(2, 3, 4, 5)]),
+    ("ConvTranspose2d", (4, 6, 3), dict(stride=2, padding=1, output_padding=1, groups=2), [(1, 4, 4, 3)]),
+    ("ConvTranspose2d", (2, 3, (3, 2)), dict(stride=(3, 2), dilation=2, bias=False), [(2, 2, 3, 4)]),
+    ("ConvTranspose1d", (2, 3, 3), dict(stride=2, padding=1, output_padding=1), [(2, 2, 5)]),
+    ("MaxPool2d", (2,), {}, [(2, 3, 6, 5)]),
+    ("MaxPool2d", (3,), dict(stride=2, padding=1, ceil_mode=True), [(2, 2, 8, 7)]),
+    ("MaxPool2d", (2,), dict(stride=1, dilation=2), [(1, 2, 6, 6)]),
+    ("MaxPool1d", (3,), dict(stride=2, padding=1), [(2, 3, 9)]),
+    ("AvgPool2d", (2,), {}, [(2, 3, 6, 5)]),
+    ("AvgPool2d", (3,), dict(stride=2, padding=1, count_include_pad=False), [(2, 2, 7, 7)]),
+    ("AvgPool2d", (3,), dict(stride=2, padding=1, ceil_mode=True), [(2, 2, 8, 7)]),
+    ("AvgPool2d", (3,), dict(stride=2, padding=1, ceil_mode=True, count_include_pad=False), [(1, 2, 8, 7)]),
+    ("AvgPool2d", (2,), dict(divisor_override=3), [(1, 2, 4, 4)]),
+    ("AvgPool1d", (3,), dict(stride=2, padding=1), [(2, 3, 9)]),
+    ("AdaptiveAvgPool2d", ((3, 2),), {}, [(2, 3, 7, 5)]),
+    ("AdaptiveAvgPool2d", (4,), {}, [(1, 2, 6, 9)]),
+    ("AdaptiveAvgPool2d", ((None, 3),), {}, [(1, 2, 5, 7)]),
+    ("AdaptiveAvgPool1d", (3,), {}, [(2, 3, 7)]),
+    ("AdaptiveMaxPool2d", ((3, 2),), {}, [(2, 3, 7, 5)]),
+    ("LayerNorm", (5,), {}, [(3, 4, 5)]),
+    ("LayerNorm", ((4, 5),), dict(elementwise_affine=False), [(3, 4, 5)]),
+    ("LayerNorm", ((4, 5),), dict(bias=False, eps=1e-3), [(3, 4, 5)]),
+    ("GroupNorm", (2, 4), {}, [(3, 4, 5)]),
+    ("GroupNorm", (3, 6), dict(affine=False), [(2, 6, 3, 2)]),
+    ("InstanceNorm2d", (3,), {}, [(2, 3, 4, 5)]),
+    ("InstanceNorm2d", (3,), dict(affine=True), [(2, 3, 4, 5)]),
+    ("RMSNorm", (5,), {}, [(3, 5)]),
+    ("Flatten", (), {}, [(2, 3, 4, 5)]),
+    ("Flatten", (0, -2), {}, [(2, 3, 4, 5)]),
+    ("Unflatten", (1, (2, 3)), {}, [(4, 6, 2)]),
+    ("Identity", (), {}, [(3, 4)]),
+    ("PixelShuffle", (2,), {}, [(2, 8, 3, 2)]),
+    ("ZeroPad2d", ((1, 2, 0, 3),), {}, [(1, 2, 3, 4)]),
+    ("ConstantPad1d", (2, 1.5), {}, [(1, 2, 3)]),
+    ("ReflectionPad2d", (2,), {}, [(1, 2, 4, 5)]),
+    ("ReplicationPad2d", ((1, 0, 2, 3),), {}, [(1, 2, 4, 5)]),
+    ("Upsample", (), dict(scale_factor=2, mode="nearest"), [(1, 2, 3, 4)]),
+    ("Upsample", (), dict(size=(5, 7), mode="bilinear", align_corners=False), [(1, 2, 3, 4)]),
+    ("Upsample", (), dict(scale_factor=2, mode="bilinear", align_corners=True), [(1, 2, 3, 4)]),
+    ("PReLU", (), {}, [(2, 3, 4)]),
+    ("PReLU", (3,), dict(init=0.1), [(2, 3, 4)]),
+]
+
+
+@pytest.mark.parametrize("case", LAYER_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(LAYER_CASES)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_layer_matches_torch(case, dtype):
+    name, args, kw, shapes = case
+    tm, om = _pair(name, *args, **kw)
+    compare_module(tm, om, [rn(*s) for s in shapes], dtype)
+
+
+ACTS = [("ReLU", {}), ("ReLU6", {}), ("LeakyReLU", dict(negative_slope=0.2)), ("ELU", dict(alpha=0.7)),
+        ("SELU", {}), ("CELU", dict(alpha=1.3)), ("GELU", {}), ("GELU", dict(approximate="tanh")), ("SiLU", {}),
+        ("Mish", {}), ("Sigmoid", {}), ("Tanh", {}), ("Softplus", dict(beta=2, threshold=3)), ("Softsign", {}),
+        ("LogSigmoid", {}), ("Hardtanh", dict(min_val=-0.5, max_val=2)), ("Hardsigmoid", {}), ("Hardswish", {}),
+        ("GLU", {}), ("GLU", dict(dim=1)), ("Softmax", dict(dim=1)), ("Softmax", dict(dim=-1)),
+        ("LogSoftmax", dict(dim=0)), ("LogSoftmax", dict(dim=2)), ("Softmin", dict(dim=1))]
+
+
+@pytest.mark.parametrize("case", ACTS, ids=[f"{c[0]}-{i}" for i, c in enumerate(ACTS)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_activation_matches_torch(case, dtype):
+    name, kw = case
+    tm, om = _pair(name, **kw)
+    x = rn(3, 4, 6) * 3
+    # torch's own CELU / Hardsigmoid backward kernels round a coefficient to float32 (ours are exact)
+    tol = dict(rtol=1e-6) if name in ("CELU", "Hardsigmoid") and dtype == np.float64 else {}
+    compare_module(tm, om, [x], dtype, **tol)
+    assert str(om) == str(tm)
+
+
+# ------------------------------------------------------------------------------------------ batch norm
+BN_CASES = [
+    ("BatchNorm1d", (4,), {}, (6, 4)),
+    ("BatchNorm1d", (3,), dict(momentum=None), (5, 3, 4)),
+    ("BatchNorm1d", (3,), dict(affine=False, momentum=0.3), (5, 3)),
+    ("BatchNorm2d", (3,), {}, (4, 3, 2, 3)),
+    ("BatchNorm2d", (3,), dict(momentum=None, eps=1e-3), (2, 3, 3, 2)),
+    ("BatchNorm2d", (3,), dict(track_running_stats=False), (2, 3, 3, 2)),
+    ("BatchNorm2d", (3,), dict(affine=False, track_running_stats=False), (2, 3, 3, 2)),
+]
+
+
+@pytest.mark.parametrize("case", BN_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(BN_CASES)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batchnorm_train_eval_and_running_stats(case, dtype):
+    name, args, kw, shape = case
+    tm, om = _pair(name, *args, **kw)
+    rng = np.random.default_rng(3)
+    for step in range(4):  # several training steps: running stats (and num_batches_tracked) follow torch
+        x = rng.standard_normal(shape) * 2 + 1
+        tout, oout = compare_module(tm, om, [x], dtype, train=True) if step == 0 else (None, None)
+        if step:
+            with torch.no_grad():
+                tm(torch.tensor(x.astype(dtype)))
+            with autodiff.no_grad():
+                om(autodiff.tensor(x.astype(dtype)))
+            for (n, tb), (n2, ob) in zip(tm.named_buffers(), om.named_buffers()):
+                assert n == n2
+                _close(ob, tb, dtype if tb.dtype.is_floating_point else np.float64, f"{name} buffer {n}")
+    x = rng.standard_normal(shape)
+    tm.eval()
+    om.eval()
+    tout = tm(torch.tensor(x.astype(dtype)))
+    oout = om(autodiff.tensor(x.astype(dtype)))
+    _close(oout, tout, dtype, f"{name} eval output")
+
+
+# ------------------------------------------------------------------------------------ dropout, embedding
+def test_dropout_identity_and_scaling():
+    x = rn(4, 5)
+    for p, train in ((0.0, True), (0.5, False), (0.9, False)):
+        for name in ("Dropout", "Dropout1d", "Dropout2d", "AlphaDropout"):
+            m = getattr(nn, name)(p)
+            m.train(train)
+            xi = rn(2, 3, 4) if name != "Dropout2d" else rn(2, 3, 4, 2)
+            np.testing.assert_array_equal(_np(m(autodiff.tensor(xi))), xi, err_msg=f"{name}(p={p}) train={train}")
+    assert str(nn.Dropout(0.3)) == str(tnn.Dropout(0.3))
+    autodiff.manual_seed(0)
+    m = nn.Dropout(0.3)
+    x = autodiff.tensor(np.ones((200, 200)), requires_grad=True)
+    y = m(x)
+    yn = _np(y)
+    kept = yn != 0
+    assert set(np.unique(np.round(yn, 12))) <= {0.0, round(1 / 0.7, 12)}
+    assert abs(kept.mean() - 0.7) < 0.02
+    y.sum().backward()
+    np.testing.assert_allclose(_np(x.grad), kept / 0.7)
+    # Dropout2d zeroes whole channels
+    y2 = _np(nn.Dropout2d(0.5)(autodiff.tensor(np.ones((8, 16, 3, 3)))))
+    per_chan = y2.reshape(8, 16, -1)
+    assert np.all((per_chan == 0).all(-1) | (per_chan == 2.0).all(-1))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kw", [{}, dict(padding_idx=1), dict(padding_idx=-2), dict(max_norm=1.0),
+                                dict(scale_grad_by_freq=True)])
+def test_embedding_matches_torch(kw, dtype):
+    tm, om = _pair("Embedding", 6, 3, **kw)
+    idx = np.array([[1, 2, 1, 4], [0, 1, 5, 2]])
+    compare_module(tm, om, [idx], dtype)
+    if "max_norm" in kw:  # renormalised rows written back into the weight, as torch does
+        _close(om.weight, tm.weight, dtype, "Embedding max_norm weight")
+    assert str(om) == str(tm)
+
+
+# -------------------------------------------------------------------------------------------- recurrent
+RNN_CASES = [
+    ("RNN", dict(), False),
+    ("RNN", dict(nonlinearity="relu", num_layers=2, batch_first=True), True),
+    ("LSTM", dict(), True),
+    ("LSTM", dict(num_layers=2, bidirectional=True, batch_first=True), False),
+    ("LSTM", dict(bidirectional=True, bias=False), True),
+    ("GRU", dict(), False),
+    ("GRU", dict(num_layers=2, bidirectional=True), True),
+    ("GRU", dict(batch_first=True), True),
+]
+
+
+@pytest.mark.parametrize("case", RNN_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(RNN_CASES)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rnn_matches_torch(case, dtype):
+    name, kw, with_h0 = case
+    tm, om = _pair(name, 3, 4, **kw)
+    L, N = 5, 2
+    x = rn(N, L, 3) if kw.get("batch_first") else rn(L, N, 3)
+    inputs = [x]
+    if with_h0:
+        nl = kw.get("num_layers", 1) * (2 if kw.get("bidirectional") else 1)
+        h0 = rn(nl, N, 4)
+        inputs.append((h0, rn(nl, N, 4)) if name == "LSTM" else h0)
+    if name == "LSTM" and with_h0:
+        # tuple state: flatten into the call
+        tm = tm.to(TDT[dtype])
+        _copy_params(tm, om)
+        om = om.double() if dtype == np.float64 else om.float()
+        ta = [torch.tensor(a.astype(dtype), requires_grad=True) for a in (x, *inputs[1])]
+        oa = [autodiff.tensor(a.astype(dtype), requires_grad=True) for a in (x, *inputs[1])]
+        to, (th, tc) = tm(ta[0], (ta[1], ta[2]))
+        oo, (oh, oc) = om(oa[0], (oa[1], oa[2]))
+        for o, t, w in ((oo, to, "out"), (oh, th, "h_n"), (oc, tc, "c_n")):
+            _close(o, t, dtype, f"LSTM {w}")
+        g = [rn(*t.shape).astype(dtype) for t in (to, th, tc)]
+        sum((t * torch.tensor(gi)).sum() for t, gi in zip((to, th, tc), g)).backward()
+        sum((o * autodiff.tensor(gi)).sum() for o, gi in zip((oo, oh, oc), g)).backward()
+        for o, t in zip(oa, ta):
+            _close(o.grad, t.grad, dtype, "LSTM input grad")
+        for (n, tp), (n2, op) in zip(tm.named_parameters(), om.named_parameters()):
+            assert n == n2
+            _close(op.grad, tp.grad, dtype, f"LSTM {n}.grad")
+        return
+    compare_module(tm, om, inputs, dtype)
+    assert str(om) == str(tm)
+
+
+@pytest.mark.parametrize("name", ["RNNCell", "LSTMCell", "GRUCell"])
+def test_rnn_cells_match_torch(name):
+    tm, om = _pair(name, 3, 4)
+    compare_module(tm, om, [rn(2, 3)], np.float64)
+    tm2, om2 = _pair(name, 3, 4, bias=False)
+    compare_module(tm2, om2, [rn(3)], np.float64)
+
+
+def test_rnn_unbatched_input():
+    tm, om = _pair("GRU", 3, 4, num_layers=2)
+    compare_module(tm, om, [rn(5, 3)], np.float64)
+
+
+# -------------------------------------------------------------------------------------------- attention
+MHA_CASES = [
+    dict(batch_first=False),
+    dict(batch_first=True, kpm=True),
+    dict(batch_first=True, mask="bool"),
+    dict(batch_first=False, mask="float", kpm=True, average_attn_weights=False),
+    dict(batch_first=True, need_weights=False, bias=False),
+    dict(batch_first=True, kdim=5, vdim=2),
+    dict(batch_first=True, add_bias_kv=True, add_zero_attn=True),
+    dict(batch_first=True, mask="bool3d"),
+]
+
+
+@pytest.mark.parametrize("case", MHA_CASES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_multihead_attention_matches_torch(case, dtype):
+    case = dict(case)
+    bf = case.pop("batch_first")
+    kpm = case.pop("kpm", False)
+    mask = case.pop("mask", None)
+    call = {k: case.pop(k) for k in ("need_weights", "average_attn_weights") if k in case}
+    E, H, N, L, S = 6, 2, 2, 3, 4
+    tm, om = _pair("MultiheadAttention", E, H, batch_first=bf, **case)
+    kd, vd = case.get("kdim", E), case.get("vdim", E)
+    shp = (lambda n, l, e: (n, l, e)) if bf else (lambda n, l, e: (l, n, e))
+    q, k, v = rn(*shp(N, L, E)), rn(*shp(N, S, kd)), rn(*shp(N, S, vd))
+    kw = dict(call)
+    if kpm:
+        m = np.zeros((N, S), bool)
+        m[0, -1] = m[1, 0] = True
+        kw["key_padding_mask"] = torch.tensor(m)
+    if mask == "bool":
+        kw["attn_mask"] = torch.tensor(np.triu(np.ones((L, S), bool), 1))
+    elif mask == "float":
+        kw["attn_mask"] = torch.tensor(rn(L, S).astype(dtype))
+    elif mask == "bool3d":
+        m = np.zeros((N * H, L, S), bool)
+        m[:, :, 1] = True
+        kw["attn_mask"] = torch.tensor(m)
+    compare_module(tm, om, [q, k, v], dtype, kwargs=kw)
+    assert str(om) == str(tm)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(norm_first=True, activation="gelu", batch_first=True),
+                                dict(batch_first=True, bias=False)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_transformer_encoder_layer_eval_matches_torch(kw, dtype):
+    torch.manual_seed(0)
+    tm = tnn.TransformerEncoderLayer(8, 2, dim_feedforward=16, **kw)
+    om = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, **kw)
+    x = rn(2, 3, 8)
+    compare_module(tm, om, [x], dtype, train=False)
+    m = np.zeros((2, 3) if kw.get("batch_first") else (3, 2), bool)
+    m[0, -1] = True
+    compare_module(tm, om, [x], dtype, train=False,
+                   kwargs=dict(src_key_padding_mask=torch.tensor(m if kw.get("batch_first") else m.T)))
+    tenc = tnn.TransformerEncoder(tm, 2, enable_nested_tensor=False)
+    oenc = nn.TransformerEncoder(om, 2, enable_nested_tensor=False)
+    compare_module(tenc, oenc, [x], dtype, train=False)
+
+
+SDPA_CASES = [dict(), dict(is_causal=True), dict(mask="bool"), dict(mask="float"), dict(scale=0.3),
+              dict(is_causal=True, scale=2.0)]
+
+
+@pytest.mark.parametrize("case", SDPA_CASES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_scaled_dot_product_attention_matches_torch(case, dtype):
+    case = dict(case)
+    mask = case.pop("mask", None)
+    q, k, v = rn(2, 3, 4, 5), rn(2, 3, 4, 5), rn(2, 3, 4, 6)
+    if mask == "bool":
+        m = R.random((4, 4)) > 0.3
+        m[:, 0] = True
+        case["attn_mask"] = m
+    elif mask == "float":
+        case["attn_mask"] = rn(2, 1, 4, 4)
+    ta = [torch.tensor(a.astype(dtype), requires_grad=True) for a in (q, k, v)]
+    oa = [autodiff.tensor(a.astype(dtype), requires_grad=True) for a in (q, k, v)]
+    tkw = {k2: (torch.tensor(v2.astype(dtype) if v2.dtype.kind == "f" else v2) if isinstance(v2, np.ndarray) else v2)
+           for k2, v2 in case.items()}
+    okw = {k2: (autodiff.tensor(v2.astype(dtype) if v2.dtype.kind == "f" else v2) if isinstance(v2, np.ndarray)
+                else v2) for k2, v2 in case.items()}
+    t = TF.scaled_dot_product_attention(*ta, **tkw)
+    o = F.scaled_dot_product_attention(*oa, **okw)
+    _close(o, t, dtype, "sdpa")
+    g = rn(*t.shape).astype(dtype)
+    (t * torch.tensor(g)).sum().backward()
+    (o * autodiff.tensor(g)).sum().backward()
+    for a, b in zip(oa, ta):
+        _close(a.grad, b.grad, dtype, "sdpa grad")
