@@ -435,14 +435,18 @@ def mul(a, b):
 def div(a, b, rounding_mode=None):
     """True division (integers give floats, as PyTorch); rounding_mode 'floor' or 'trunc'."""
     if rounding_mode is not None:
-        q = div(a, b)
-        xp = _xp_of(q)
-        f = xp.floor if rounding_mode == "floor" else xp.trunc
-        out = xp.asarray(f(q.data))
-        a0 = a if isinstance(a, Tensor) else b
-        if a0.data.dtype.kind in "iu" and (not isinstance(b, Tensor) or b.data.dtype.kind in "iu"):
-            out = out.astype(a0.data.dtype)
-        return _new_tensor(out)
+        if rounding_mode not in ("floor", "trunc"):
+            raise ValueError(f"div: rounding_mode must be None, 'floor' or 'trunc', got {rounding_mode!r}")
+        a, b = _binary_operands(a, b, "div")
+        _check_broadcast("div", a, b)
+        if a.data.dtype.kind == "b":
+            raise RuntimeError(f"div: rounding_mode={rounding_mode!r} is not supported for bool tensors")
+        if a.data.dtype.kind in "iu":  # exact integer division; no gradient flows to integers
+            xp = _xp_of(a)
+            f = xp.floor_divide if rounding_mode == "floor" else (lambda x, y: _trunc_div(xp, x, y))
+            return _new_tensor(xp.asarray(f(a.data, b.data)))
+        fn = (lambda xp, x, y: xp.floor_divide(x, y)) if rounding_mode == "floor" else _trunc_div
+        return _Rounding.apply(a, b, fn=fn)
     bc = b.__class__
     if bc is float or bc is int:
         if isinstance(a, Tensor) and a.data.dtype.kind in "fc":
@@ -942,10 +946,49 @@ logical_not = _nodiff("logical_not", lambda xp, a: xp.logical_not(a))
 isnan = _nodiff("isnan", lambda xp, a: xp.isnan(a))
 isinf = _nodiff("isinf", lambda xp, a: xp.isinf(a))
 isfinite = _nodiff("isfinite", lambda xp, a: xp.isfinite(a))
-floor = _nodiff("floor", lambda xp, a: xp.floor(a))
-ceil = _nodiff("ceil", lambda xp, a: xp.ceil(a))
-round = _nodiff("round", lambda xp, a: xp.round(a))
-trunc = _nodiff("trunc", lambda xp, a: xp.trunc(a))
+
+
+class _Rounding(Function):
+    """A piecewise-constant op (floor, ceil, round, trunc, division with a rounding mode): the output
+    takes part in autograd like PyTorch's (requires_grad follows the inputs) and the gradient is zero."""
+
+    @staticmethod
+    def forward(ctx, *arrays, fn):
+        ctx.n = len(arrays)
+        return ctx.backend.xp.asarray(fn(ctx.backend.xp, *arrays))
+
+    @staticmethod
+    def backward(ctx, g):
+        z = mul_const(g, 0)
+        return (z,) * ctx.n if ctx.n > 1 else z
+
+
+def _rounding(name, fn):
+    def op(x):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{name}: expected a Tensor, got {type(x).__name__}")
+        if x.data.dtype.kind not in "fc":  # integers and bools are already whole: a copy, as PyTorch
+            return _new_tensor(x.data.copy())
+        return _Rounding.apply(x, fn=fn)
+    op.__name__ = name
+    return op
+
+
+floor = _rounding("floor", lambda xp, a: xp.floor(a))
+ceil = _rounding("ceil", lambda xp, a: xp.ceil(a))
+trunc = _rounding("trunc", lambda xp, a: xp.trunc(a))
+_round0 = _rounding("round", lambda xp, a: xp.round(a))
+
+
+def round(x, decimals=0):
+    """Round half to even (as torch.round); `decimals` rounds to that many decimal places."""
+    if decimals == 0:
+        return _round0(x)
+    if not isinstance(x, Tensor):
+        raise TypeError(f"round: expected a Tensor, got {type(x).__name__}")
+    if x.data.dtype.kind not in "fc":
+        return _new_tensor(x.data.copy())
+    return _Rounding.apply(x, fn=lambda xp, a: xp.round(a, decimals))
 
 
 def bitwise_not(x):
@@ -954,13 +997,25 @@ def bitwise_not(x):
 
 
 def remainder(a, b):
-    """Python-style modulo (sign of the divisor), as torch.remainder."""
+    """Python-style modulo (sign of the divisor), as torch.remainder. Integer operands are computed
+    exactly in integers; for floats the gradient is (1, -floor(a / b)) as PyTorch's."""
     a, b = _binary_operands(a, b, "remainder")
+    _check_broadcast("remainder", a, b)
     xp = _xp_of(a)
-    return sub(a, mul(_new_tensor(xp.asarray(xp.floor(a.data / b.data)).astype(a.data.dtype)), b))
+    if a.data.dtype.kind not in "fc":
+        return _new_tensor(xp.asarray(xp.remainder(a.data, b.data)))
+    return sub(a, mul(_new_tensor(xp.asarray(xp.floor_divide(a.data, b.data))), b))
+
+
+def _trunc_div(xp, a, b):
+    if a.dtype.kind in "fc":
+        return xp.trunc(a / b)
+    q = xp.floor_divide(a, b)  # integers: floor, then one up where the signs differ and it was inexact
+    return q + ((xp.remainder(a, b) != 0) & ((a < 0) != (b < 0))).astype(q.dtype)
 
 
 def floor_divide(a, b):
+    """Floor division, as torch.floor_divide / `//` (Python semantics for floats and integers)."""
     return div(a, b, rounding_mode="floor")
 
 
