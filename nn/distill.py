@@ -68,7 +68,8 @@ class Distiller:
     `Distiller(teacher, student, optimizer, T=4.0, alpha=0.9)`: every `train_step(x, y)` runs the
     teacher in eval mode under no_grad, the student in train mode, and takes one optimizer step on
     `distillation_loss`. `fit(loader, epochs)` loops over (x, y) batches and returns the mean loss of
-    each epoch; `evaluate(loader)` gives the student's accuracy in percent.
+    each epoch; `evaluate(loader)` gives the student's accuracy in percent. The teacher is frozen: it
+    is put in eval mode and its parameters get requires_grad=False.
     """
 
     def __init__(self, teacher, student, optimizer, T=4.0, alpha=0.9):
