@@ -61,8 +61,6 @@ class RNNBase(Module):
         s = f"{self.input_size}, {self.hidden_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
-        if self.mode == "RNN_RELU":
-            s += ", nonlinearity='relu'"
         if self.bias is not True:
             s += f", bias={self.bias}"
         if self.batch_first is not False:
@@ -240,7 +238,9 @@ class _CellBase(Module):
             init.uniform_(w, -stdv, stdv)
 
     def extra_repr(self):
-        return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+        s = f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+        nl = getattr(self, "nonlinearity", "tanh")  # RNNCell only, as torch's RNNCellBase.extra_repr
+        return s + ("" if nl == "tanh" else f", nonlinearity={nl}")
 
     def _zeros(self, x):
         n = x.shape[0] if x.ndim == 2 else None

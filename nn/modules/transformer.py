@@ -36,8 +36,6 @@ class MultiheadAttention(Module):
             raise ValueError(f"MultiheadAttention: embed_dim and num_heads must be > 0, got {embed_dim} and {num_heads}")
         if embed_dim % num_heads:
             raise AssertionError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
-        if add_bias_kv or add_zero_attn:
-            raise NotImplementedError("MultiheadAttention: add_bias_kv / add_zero_attn are not supported")
         self.embed_dim = embed_dim
         self.kdim = kdim if kdim is not None else embed_dim
         self.vdim = vdim if vdim is not None else embed_dim
@@ -60,8 +58,12 @@ class MultiheadAttention(Module):
         else:
             self.register_parameter("in_proj_bias", None)
         self.out_proj = NonDynamicallyQuantizableLinear(embed_dim, embed_dim, bias=bias, **fk)
-        self.bias_k = self.bias_v = None
-        self.add_zero_attn = False
+        if add_bias_kv:  # learned key / value appended to every sequence (after the projections), as PyTorch
+            self.bias_k = Parameter(autodiff.empty(1, 1, embed_dim, **fk))
+            self.bias_v = Parameter(autodiff.empty(1, 1, embed_dim, **fk))
+        else:
+            self.bias_k = self.bias_v = None
+        self.add_zero_attn = add_zero_attn
         self._reset_parameters()
 
     def _reset_parameters(self):
@@ -74,6 +76,10 @@ class MultiheadAttention(Module):
         if self.in_proj_bias is not None:
             init.constant_(self.in_proj_bias, 0.0)
             init.constant_(self.out_proj.bias, 0.0)
+        if self.bias_k is not None:
+            init.xavier_normal_(self.bias_k)
+        if self.bias_v is not None:
+            init.xavier_normal_(self.bias_v)
 
     def _mask(self, m, n, L, S, dtype, xp, name):
         """A mask as an additive float array broadcastable to (N, heads, L, S)."""
@@ -129,12 +135,23 @@ class MultiheadAttention(Module):
         k = F.linear(key, wk, bk).reshape(S, n, h, hd).permute(1, 2, 0, 3)
         v = F.linear(value, wv, bv).reshape(S, n, h, hd).permute(1, 2, 0, 3)
         xp = autodiff.backends.backend_of(q.data).xp
+        extra = 0  # key slots appended after the masks' S (bias_k / bias_v, zero attention): never masked
+        if self.bias_k is not None and self.bias_v is not None:
+            k = autodiff.cat([k, self.bias_k.reshape(1, h, hd).expand(n, h, hd).unsqueeze(2).to(k.dtype)], 2)
+            v = autodiff.cat([v, self.bias_v.reshape(1, h, hd).expand(n, h, hd).unsqueeze(2).to(v.dtype)], 2)
+            extra += 1
+        if self.add_zero_attn:
+            z = _new_tensor(xp.zeros((n, h, 1, hd), dtype=k.data.dtype))
+            k, v = autodiff.cat([k, z], 2), autodiff.cat([v, z], 2)
+            extra += 1
         scores = q.matmul(k.transpose(-2, -1)) * (1.0 / math.sqrt(hd))
         if is_causal and attn_mask is None:
             attn_mask = _new_tensor(~xp.tril(xp.ones((L, S), dtype=bool)))
         for m, nm in ((attn_mask, "attn_mask"), (key_padding_mask, "key_padding_mask")):
             add = self._mask(m, n, L, S, scores.dtype, xp, nm)
             if add is not None:
+                if extra:
+                    add = xp.concatenate([add, xp.zeros(add.shape[:-1] + (extra,), dtype=add.dtype)], -1)
                 scores = scores + _new_tensor(add)
         attn = F.softmax(scores, -1)
         if self.dropout > 0 and self.training:

@@ -68,6 +68,8 @@ def compare_module(tm, om, inputs, dtype, train=True, rng=None, kwargs=None, che
     tm = tm.to(TDT[dtype])
     _copy_params(tm, om)
     om = om.double() if dtype == np.float64 else om.float()
+    tm.zero_grad()
+    om.zero_grad()
     tm.train(train)
     om.train(train)
     tin, oin = [], []
@@ -413,7 +415,7 @@ def test_transformer_encoder_layer_eval_matches_torch(kw, dtype):
     m = np.zeros((2, 3) if kw.get("batch_first") else (3, 2), bool)
     m[0, -1] = True
     compare_module(tm, om, [x], dtype, train=False,
-                   kwargs=dict(src_key_padding_mask=torch.tensor(m if kw.get("batch_first") else m.T)))
+                   kwargs=dict(src_key_padding_mask=torch.tensor(m)))
     tenc = tnn.TransformerEncoder(tm, 2, enable_nested_tensor=False)
     oenc = nn.TransformerEncoder(om, 2, enable_nested_tensor=False)
     compare_module(tenc, oenc, [x], dtype, train=False)
