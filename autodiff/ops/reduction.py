@@ -245,8 +245,11 @@ def _exclusive_prod(xp, a, axis):
 
 
 def prod(x, dim=None, keepdim=False, dtype=None):
+    """Product over one `dim` (or all); integer and bool tensors multiply in int64, as PyTorch."""
     if dtype is not None:
         x = cast(x, normalize_dtype(dtype))
+    elif x.data.dtype.kind in "biu" and x.data.dtype != np.int64:
+        x = cast(x, np.dtype(np.int64))
     axis = None if dim is None else normalize_dims(dim, x.data.ndim, "prod")[0]
     if x.data.ndim == 0:
         axis = None
@@ -345,12 +348,14 @@ def argmin(x, dim=None, keepdim=False):
 
 def all(x, dim=None, keepdim=False):
     axes = normalize_dims(dim, x.data.ndim, "all")
-    return _new_tensor(_xp_of(x).asarray(x.data.astype(bool).all(axis=axes, keepdims=keepdim)))
+    r = _xp_of(x).asarray(x.data.astype(bool).all(axis=axes, keepdims=keepdim))
+    return _new_tensor(r.astype(np.uint8) if x.data.dtype == np.uint8 else r)  # uint8 stays uint8, as PyTorch
 
 
 def any(x, dim=None, keepdim=False):
     axes = normalize_dims(dim, x.data.ndim, "any")
-    return _new_tensor(_xp_of(x).asarray(x.data.astype(bool).any(axis=axes, keepdims=keepdim)))
+    r = _xp_of(x).asarray(x.data.astype(bool).any(axis=axes, keepdims=keepdim))
+    return _new_tensor(r.astype(np.uint8) if x.data.dtype == np.uint8 else r)  # uint8 stays uint8, as PyTorch
 
 
 def logsumexp(x, dim, keepdim=False):
@@ -407,15 +412,57 @@ def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
         return amax(abs(x), axes, keepdim)
     if p == -math.inf:
         return amin(abs(x), axes, keepdim)
-    if p == 0:
-        return sum(_new_tensor(_xp_of(x).asarray(x.data != 0).astype(x.data.dtype)), axes, keepdim)
+    if p == 0:  # the count of non-zeros; it takes part in autograd with a zero gradient, as PyTorch
+        from .elementwise import _Rounding
+        return sum(_Rounding.apply(x, fn=lambda xp, a: (a != 0).astype(a.dtype)), axes, keepdim)
     if isinstance(p, str):
         raise ValueError(f"norm: unsupported p={p!r}")
-    return pow(sum(pow(abs(x), p), axes, keepdim), 1.0 / p)
+    return NormP.apply(x, p=float(p), axes=axes, keepdim=keepdim)
 
 
-def cumsum(x, dim):
+class NormP(Function):
+    """(sum |x|^p)^(1/p) for a general real p. Backward as PyTorch's: the gradient is 0 where the
+    norm is 0 (no nan for an all-zero vector) and, for p < 1, 0 at zero elements. Written with
+    Tensor ops, so it differentiates again."""
+    save_inputs = (0,)
+    save_output = True
+
+    @staticmethod
+    def forward(ctx, a, p, axes, keepdim):
+        xp = ctx.backend.xp
+        ctx.in_shape, ctx.axes, ctx.keepdim, ctx.p = a.shape, axes, keepdim, p
+        return xp.asarray((xp.abs(a) ** p).sum(axis=axes, keepdims=keepdim) ** (1.0 / p))
+
+    @staticmethod
+    def backward(ctx, g):
+        from .elementwise import sign
+        (x,) = ctx.saved_tensors
+        out, p, xp = ctx.output(), ctx.p, ctx.backend.xp
+        if not ctx.keepdim:
+            shape = _keepdim_shape(ctx.in_shape, ctx.axes)
+            g, out = g.reshape(shape), out.reshape(shape)
+        if p < 1.0:
+            nz = xp.asarray(x.data != 0)
+            ax = add(abs(x), _new_tensor((~nz).astype(x.data.dtype)))  # |x| with 1 at the zeros
+            scaled = mul_const(mul(sign(x), pow(ax, p - 1.0)), nz)
+            return mul(scaled, Expand.apply(mul(g, pow(out, 1.0 - p)), shape=ctx.in_shape))
+        scaled = mul(sign(x), pow(abs(x), p - 1.0)) if p < 2.0 else mul(x, pow(abs(x), p - 2.0))
+        zero = xp.asarray(out.data == 0)
+        safe = add(out, _new_tensor(zero.astype(out.data.dtype)))
+        scale = mul_const(div(g, pow(safe, p - 1.0)), ~zero)
+        return mul(scaled, Expand.apply(scale, shape=ctx.in_shape))
+
+
+def cumsum(x, dim, dtype=None):
+    """Cumulative sum along `dim`; integer and bool tensors accumulate in int64 (as PyTorch) unless
+    `dtype` is given."""
     (axis,) = normalize_dims(dim, x.data.ndim, "cumsum")
+    if dtype is not None:
+        x = cast(x, normalize_dtype(dtype))
+    elif x.data.dtype.kind in "biu" and x.data.dtype != np.int64:
+        x = cast(x, np.dtype(np.int64))
+    if x.data.ndim == 0:
+        return CumSum.apply(x.reshape(1), axis=0).reshape(())
     return CumSum.apply(x, axis=axis)
 
 

@@ -351,3 +351,170 @@ def test_where_variants():
     xi = np.array([1, 2, 3])
     check(lambda m, c, x: m.where(c, x, 0.5), c, xi)
     check(lambda m, c, x, y: m.where(c, x.float(), y), c, x, y)
+
+
+# ----------------------------------------------------------------------------- reductions
+DIMS = [None, 0, -1, (0, 2), (-1, 0), 1]
+
+
+@pytest.mark.parametrize("dt", F_DT)
+@pytest.mark.parametrize("dim", DIMS)
+@pytest.mark.parametrize("keepdim", [False, True])
+@pytest.mark.parametrize("name", ["sum", "mean", "prod", "amax", "amin", "logsumexp", "var", "std", "norm"])
+def test_reduce(name, dim, keepdim, dt):
+    x = R(2, 3, 4, dtype=dt, seed=7)
+    if name in ("amax", "amin"):
+        x[0, 1, :2] = 5.0 if name == "amax" else -5.0  # ties
+        x[1, 2, 1:3] = 5.0 if name == "amax" else -5.0
+    if name == "prod":
+        x[0, 0, 0] = 0.0
+    if dim is None:
+        if name in ("logsumexp",):
+            pytest.skip("torch.logsumexp needs dim")
+        if keepdim and name in ("sum", "mean", "prod", "var", "std"):
+            f = {"sum": lambda m, x: x.sum(dim=(0, 1, 2), keepdim=True)}.get(name)
+            if f is None:
+                pytest.skip("no keepdim without dim")
+            check(f, x)
+            return
+        if name in ("amax", "amin", "norm"):
+            check(lambda m, x: getattr(x, name)(dim=dim, keepdim=keepdim) if name != "norm"
+                  else x.norm(dim=dim, keepdim=keepdim), x)
+        else:
+            check(lambda m, x: getattr(x, name)(), x)
+        return
+    if name == "prod" and isinstance(dim, tuple):
+        pytest.skip("torch.prod takes one dim")
+    if name == "norm":
+        check(lambda m, x: m.norm(x, dim=dim, keepdim=keepdim), x)
+    else:
+        check(lambda m, x: getattr(m, name)(x, dim, keepdim=keepdim), x)
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1])
+@pytest.mark.parametrize("keepdim", [False, True])
+@pytest.mark.parametrize("name", ["max", "min"])
+def test_max_min_dim(name, dim, keepdim):
+    x = np.array([[1.0, 3.0, 3.0], [2.0, -1.0, 2.0], [0.5, 0.5, 0.5]])
+    check(lambda m, x: getattr(m, name)(x, dim, keepdim=keepdim), x)
+    check(lambda m, x: getattr(x, name)(dim=dim, keepdim=keepdim), x)
+    check(lambda m, x: getattr(m, "arg" + name)(x, dim, keepdim=keepdim), x)
+    check(lambda m, x: getattr(m, "arg" + name)(x), x)
+    check(lambda m, x: getattr(m, name)(x), x)  # full reduction: ties split evenly
+
+
+def test_max_binary_form():
+    a, b = R(3, 4, seed=1), R(4, seed=2)
+    check(lambda m, a, b: m.max(a, b), a, b)
+    check(lambda m, a, b: m.min(a, b), a, b)
+
+
+@pytest.mark.parametrize("correction", [0, 1, 2])
+@pytest.mark.parametrize("dim", [None, 1, (0, 1)])
+def test_var_std(correction, dim):
+    x = R(3, 5, seed=4)
+    check(lambda m, x: m.var(x, dim=dim, correction=correction), x)
+    check(lambda m, x: m.std(x, dim=dim, correction=correction), x)
+    check(lambda m, x: m.var_mean(x, dim=dim, correction=correction), x)
+    check(lambda m, x: m.std_mean(x, dim=dim, correction=correction, keepdim=True), x)
+    check(lambda m, x: x.var(dim, unbiased=False) if dim is not None else x.var(unbiased=False), x)
+    check(lambda m, x: x.std(unbiased=True), x)
+
+
+def test_logsumexp_inf_rows():
+    x = np.array([[-np.inf, -np.inf, -np.inf], [1.0, -np.inf, 2.0], [np.inf, 1.0, 0.0]])
+    check(lambda m, x: m.logsumexp(x[:2], 1), x)
+    check(lambda m, x: m.logsumexp(x, dim=1), x, grad=False)
+    check(lambda m, x: m.logsumexp(x, dim=0, keepdim=True), x, grad=False)
+
+
+@pytest.mark.parametrize("p", [2, 1, 3, float("inf"), -float("inf"), 0, "fro", 0.5])
+@pytest.mark.parametrize("dim", [None, 1, (0, 1)])
+def test_norm(p, dim):
+    x = R(3, 4, seed=9)
+    x[1] = 0.0
+    if p == "fro" and dim == 1:
+        pytest.skip("fro on one dim")
+    if p not in (2, "fro") and p != 0 and dim is None:
+        check(lambda m, x: m.norm(x, p), x)
+    check(lambda m, x: m.norm(x, p=p, dim=dim), x)
+    check(lambda m, x: x.norm(p=p, dim=dim, keepdim=True), x)
+
+
+def test_norm_zero_vector_grad():
+    check(lambda m, x: x.norm(), np.zeros(4))
+    check(lambda m, x: x.norm(dim=1), np.zeros((2, 3)))
+
+
+@pytest.mark.parametrize("dt", [np.int64, np.int32, np.uint8, np.bool_])
+def test_int_reductions(dt):
+    x = np.array([[1, 0, 3], [2, 1, 5]]).astype(dt)
+    check(lambda m, x: x.sum(), x)
+    check(lambda m, x: x.sum(0), x)
+    check(lambda m, x: m.sum(x, dim=1, keepdim=True), x)
+    check(lambda m, x: x.prod(), x)
+    check(lambda m, x: x.prod(1), x)
+    check(lambda m, x: x.cumsum(1), x)
+    check(lambda m, x: x.amax(0), x)
+    check(lambda m, x: x.max(), x)
+    check(lambda m, x: x.max(1), x)
+    if dt is not np.bool_:  # torch: argmax(): does not support bool input
+        check(lambda m, x: x.argmax(), x)
+        check(lambda m, x: x.argmax(0), x)
+    check(lambda m, x: x.all(), x)
+    check(lambda m, x: x.any(1), x)
+    check(lambda m, x: m.all(x, dim=0), x)
+    check(lambda m, x: x.sum(dtype=m.float64), x)
+    check(lambda m, x: x.mean(dtype=m.float32), x)
+    if dt is not np.bool_:
+        with pytest.raises(Exception):
+            ad.tensor(x).mean()
+
+
+def test_prod_zeros_grad():
+    x = np.array([[0.0, 2.0, 3.0], [0.0, 0.0, 4.0], [1.0, 2.0, 3.0]])
+    check(lambda m, x: x.prod(1), x)
+    check(lambda m, x: x.prod(), x)
+    check(lambda m, x: x.prod(0, keepdim=True), x)
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_cumsum(dim):
+    check(lambda m, x: m.cumsum(x, dim), R(3, 4, seed=2))
+    check(lambda m, x: x.cumsum(dim=dim), R(3, 4, seed=2))
+    check(lambda m, x: x.cumsum(dim, dtype=m.float64), R(3, 4, seed=2, dtype=np.float32))
+
+
+def test_argmax_ties_first():
+    x = np.array([[1.0, 3.0, 3.0, 0.0], [2.0, 2.0, 1.0, 2.0]])
+    for f in ("argmax", "argmin"):
+        check(lambda m, x: getattr(x, f)(), x)
+        check(lambda m, x: getattr(x, f)(1), x)
+        check(lambda m, x: getattr(x, f)(dim=0, keepdim=True), x)
+
+
+@pytest.mark.parametrize("descending", [False, True])
+@pytest.mark.parametrize("dim", [0, -1])
+def test_sort_topk(descending, dim):
+    x = R(4, 5, seed=11)
+    check(lambda m, x: m.sort(x, dim=dim, descending=descending), x)
+    check(lambda m, x: x.sort(dim, descending), x)
+    check(lambda m, x: m.argsort(x, dim=dim, descending=descending), x)
+    check(lambda m, x: m.topk(x, 3, dim=dim, largest=not descending), x)
+    check(lambda m, x: x.topk(2), x)
+    check(lambda m, x: x.topk(2, sorted=True), x)
+
+
+def test_sort_stable_ties():
+    x = np.array([3, 1, 2, 1, 3, 1])
+    check(lambda m, x: m.sort(x, stable=True), x)
+    check(lambda m, x: m.sort(x, stable=True, descending=True), x)
+    check(lambda m, x: m.argsort(x, stable=True), x)
+
+
+def test_reduction_errors():
+    x = ad.tensor(R(2, 3))
+    for fn in (lambda: x.sum(2), lambda: x.mean(-3), lambda: x.max(5), lambda: x.argmax(2),
+               lambda: ad.cumsum(x, 3)):
+        with pytest.raises((IndexError, RuntimeError, ValueError)):
+            fn()
