@@ -41,6 +41,14 @@ def _xp(a):
     return backend_of(a).xp
 
 
+def _argsort(xp, a):
+    """Stable argsort (ties keep index order) on NumPy or CuPy."""
+    try:
+        return xp.argsort(a, kind="stable")
+    except (TypeError, NotImplementedError, ValueError):
+        return xp.argsort(a)  # CuPy's sort is a stable radix sort
+
+
 def _arr(t):
     return t.data if isinstance(t, Tensor) else t
 
@@ -248,7 +256,7 @@ class RandomUnstructured(BasePruningMethod):
         if k:
             b = backend_of(ta)
             prob = b.random("uniform", ta.shape, np.dtype(np.float32)).reshape(-1)
-            idx = _xp(ta).argsort(-prob, kind="stable")[:k]
+            idx = _argsort(_xp(ta), -prob)[:k]
             mask.reshape(-1)[idx] = 0
         return _wrap(mask)
 
@@ -273,7 +281,7 @@ class L1Unstructured(BasePruningMethod):
         mask = _arr(default_mask).copy()
         if k:
             xp = _xp(ta)
-            idx = xp.argsort(xp.abs(ta).reshape(-1), kind="stable")[:k]
+            idx = _argsort(xp, xp.abs(ta).reshape(-1))[:k]
             flat = mask.reshape(-1)
             flat[idx] = 0
             mask = flat.reshape(ta.shape)
@@ -303,7 +311,7 @@ class RandomStructured(BasePruningMethod):
         if not k:
             return default_mask
         prob = backend_of(ta).random("uniform", (n,), np.dtype(np.float32))
-        keep = _xp(ta).argsort(-prob, kind="stable")[: n - k]
+        keep = _argsort(_xp(ta), -prob)[: n - k]
         return _channel_mask(ta, dim, keep, _arr(default_mask))
 
     @classmethod
@@ -334,7 +342,7 @@ class LnStructured(BasePruningMethod):
         norm = _compute_norm(ta, self.n, dim)
         xp = _xp(ta)
         # keep the size-k largest; ties: the earliest channel is kept
-        order = xp.argsort(-norm, kind="stable")
+        order = _argsort(xp, -norm)
         keep = order[: size - k]
         return _channel_mask(ta, dim, keep, _arr(default_mask))
 
