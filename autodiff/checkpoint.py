@@ -21,6 +21,7 @@ require grad and are *not* leaves must be passed as arguments, not captured by `
 from __future__ import annotations
 
 import copy
+import warnings
 
 from . import autograd, backends
 from .autograd import Function, _new_tensor
@@ -38,8 +39,9 @@ def _rng_snapshot():
             continue
         try:
             snap[b] = copy.deepcopy(g)
-        except Exception:  # noqa: BLE001 - a generator that cannot be copied is left alone
-            pass
+        except Exception as e:  # noqa: BLE001 - a generator that cannot be copied is left alone
+            warnings.warn(f"checkpoint: cannot save the RNG state of the {b.name} backend ({e}); random ops "
+                          "inside the segment will draw different numbers when recomputed", RuntimeWarning)
     return snap
 
 
