@@ -580,6 +580,28 @@ class MaxPoolScatter(Function):
         return Gather.apply(gz.reshape(n, c, -1), index=ctx.idx.reshape(n, c, -1), axis=2).reshape(ctx.g_shape)
 
 
+class MaxUnpool2dOp(Function):
+    """max_unpool2d: zeros (N, C, oh, ow) with each input value WRITTEN (not added) at its flat index, as
+    PyTorch (overlapping pooling windows can repeat an index; the values there are equal). The backward
+    gathers the output gradient at the indices."""
+
+    @staticmethod
+    def forward(ctx, x, idx, out_hw):
+        xp = ctx.backend.xp
+        n, c = x.shape[:2]
+        ctx.idx, ctx.x_shape = idx, x.shape
+        out = xp.zeros((n * c, out_hw[0] * out_hw[1]), dtype=x.dtype)
+        rows = xp.arange(n * c).reshape(-1, 1)
+        out[rows, idx.reshape(n * c, -1)] = x.reshape(n * c, -1)
+        return out.reshape(n, c, out_hw[0], out_hw[1])
+
+    @staticmethod
+    def backward(ctx, gz):
+        from .indexing import Gather
+        n, c = ctx.x_shape[:2]
+        return Gather.apply(gz.reshape(n, c, -1), index=ctx.idx.reshape(n, c, -1), axis=2).reshape(ctx.x_shape)
+
+
 def _pool_args(name, x, kernel_size, stride, padding, dilation, ceil_mode=False):
     if x.data.ndim not in (3, 4):
         raise RuntimeError(f"{name}: expected a 3-D or 4-D input, got shape {tuple(x.shape)}")
@@ -648,7 +670,9 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
         oh, ow = (h - 1) * s[0] - 2 * p[0] + k[0], (w - 1) * s[1] - 2 * p[1] + k[1]
     else:
         oh, ow = tuple(output_size)[-2:]
-    out = MaxPoolScatter.apply(x, idx=idx, x_shape=(n, c, oh, ow), overlap=True)
+    if tuple(idx.shape) != (n, c, h, w):
+        raise RuntimeError(f"max_unpool2d: indices of shape {tuple(idx.shape)} do not match input {tuple(x.shape)}")
+    out = MaxUnpool2dOp.apply(x, idx=idx, out_hw=(int(oh), int(ow)))
     return out.squeeze(0) if unbatched else out
 
 
