@@ -332,8 +332,11 @@ def pad_nonconstant(x, pad, mode):
             pos = np.where(pos >= n, period - pos, pos)
         elif mode == "replicate":
             pos = np.clip(pos, 0, n - 1)
-        elif mode == "circular":
-            pos = pos % n
+        elif mode == "circular":  # as PyTorch: negative padding crops first, then wraps the cropped signal
+            c = np.arange(max(-lo, 0), n - max(-hi, 0))
+            if lo > len(c) or hi > len(c):
+                raise RuntimeError(f"pad: circular padding ({lo}, {hi}) must be at most the dimension size {n}")
+            pos = c[np.arange(-max(lo, 0), len(c) + max(hi, 0)) % len(c)]
         else:
             raise ValueError(f"pad: unknown mode {mode!r} (constant, reflect, replicate, circular)")
         out = getitem(out, (slice(None),) * d + (xp.asarray(pos),))

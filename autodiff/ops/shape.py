@@ -366,6 +366,11 @@ def pad(x, pad, mode="constant", value=0.0):
     mode only here; negative padding crops."""
     if mode != "constant":
         from .indexing import pad_nonconstant
+        k, nd = len(pad), x.data.ndim
+        if k not in (2, 4, 6) or not (k // 2 + 1 <= nd <= k // 2 + 2):
+            raise NotImplementedError(
+                f"pad: {mode} padding of length {k} is not supported for a {nd}-D input of shape "
+                f"{tuple(x.shape)} (as PyTorch: length 2 for 2-D/3-D, 4 for 3-D/4-D, 6 for 4-D/5-D inputs)")
         return pad_nonconstant(x, pad, mode)
     pad = tuple(int(p) for p in pad)
     if len(pad) % 2 or len(pad) // 2 > x.data.ndim:

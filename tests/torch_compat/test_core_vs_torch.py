@@ -518,3 +518,113 @@ def test_reduction_errors():
                lambda: ad.cumsum(x, 3)):
         with pytest.raises((IndexError, RuntimeError, ValueError)):
             fn()
+
+
+# ----------------------------------------------------------------------------- shape ops
+SHAPE = {
+    "reshape": lambda m, x: x.reshape(4, -1), "reshape_t": lambda m, x: m.reshape(x, (-1,)),
+    "view": lambda m, x: x.view(2, 12), "view_t": lambda m, x: x.view((3, -1, 2)),
+    "flatten": lambda m, x: m.flatten(x), "flatten1": lambda m, x: x.flatten(1),
+    "flatten_mid": lambda m, x: x.flatten(0, 1), "unflatten": lambda m, x: x.unflatten(2, (2, 2)),
+    "squeeze": lambda m, x: x.reshape(2, 1, 3, 1, 4).squeeze(),
+    "squeeze_d": lambda m, x: x.reshape(2, 1, 3, 1, 4).squeeze(1),
+    "squeeze_neg": lambda m, x: x.reshape(2, 1, 3, 1, 4).squeeze(-2),
+    "squeeze_noop": lambda m, x: x.squeeze(0), "squeeze_tuple": lambda m, x: x.reshape(2, 1, 3, 1, 4).squeeze((1, 3)),
+    "unsqueeze": lambda m, x: x.unsqueeze(0), "unsqueeze_neg": lambda m, x: m.unsqueeze(x, -1),
+    "unsqueeze_mid": lambda m, x: x.unsqueeze(-2),
+    "transpose": lambda m, x: x.transpose(0, 2), "transpose_neg": lambda m, x: m.transpose(x, -1, -2),
+    "permute": lambda m, x: x.permute(2, 0, 1), "permute_t": lambda m, x: x.permute((1, 2, 0)),
+    "permute_f": lambda m, x: m.permute(x, (-1, 0, 1)),
+    "T2": lambda m, x: x[0].T, "mT": lambda m, x: x.mT, "t": lambda m, x: x[1].t(),
+    "expand": lambda m, x: x[:, :1].expand(2, 5, 4), "expand_neg": lambda m, x: x[:1].expand(-1, 3, 4),
+    "expand_new": lambda m, x: x.expand(2, 2, 3, 4), "expand_as": lambda m, x: x[0].expand_as(x),
+    "broadcast_to": lambda m, x: m.broadcast_to(x[:, :, :1], (2, 3, 5)),
+    "repeat": lambda m, x: x.repeat(2, 1, 3), "repeat_more": lambda m, x: x.repeat(2, 1, 1, 2),
+    "tile": lambda m, x: m.tile(x, (2,)), "tile_more": lambda m, x: x.tile((2, 1, 1, 2)),
+    "flip": lambda m, x: m.flip(x, (0, 2)), "flip_neg": lambda m, x: x.flip(-1), "flip_list": lambda m, x: x.flip([1]),
+    "movedim": lambda m, x: m.movedim(x, 0, -1), "movedim_t": lambda m, x: x.movedim((0, 1), (2, 0)),
+    "swapaxes": lambda m, x: x.swapaxes(0, 1), "narrow": lambda m, x: m.narrow(x, 2, 1, 2),
+    "narrow_neg": lambda m, x: x.narrow(-1, -3, 2), "contiguous": lambda m, x: x.transpose(0, 1).contiguous(),
+    "clone": lambda m, x: x.clone(), "view_as": lambda m, x: x.view_as(x.reshape(6, 4)),
+    "reshape_as": lambda m, x: x.reshape_as(x.reshape(4, 6)),
+    "split_int": lambda m, x: x.split(2, dim=2), "split_list": lambda m, x: m.split(x, [1, 3], dim=-1),
+    "split_uneven": lambda m, x: x.split(2, 1), "chunk": lambda m, x: x.chunk(3, 1),
+    "chunk_uneven": lambda m, x: m.chunk(x, 3, dim=-1), "chunk_more": lambda m, x: x.chunk(5, 0),
+    "unbind": lambda m, x: x.unbind(1), "unbind_f": lambda m, x: m.unbind(x),
+    "tril": lambda m, x: m.tril(x), "triu": lambda m, x: x.triu(1), "tril_neg": lambda m, x: x.tril(-1),
+}
+
+
+@pytest.mark.parametrize("name", list(SHAPE))
+def test_shape_ops(name):
+    check(SHAPE[name], R(2, 3, 4, seed=5))
+
+
+def test_shape_ops_f32_int():
+    check(SHAPE["permute"], R(2, 3, 4, dtype=np.float32))
+    check(SHAPE["split_list"], np.arange(24).reshape(2, 3, 4))
+    check(SHAPE["repeat"], np.arange(24).reshape(2, 3, 4) > 5)
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1, -2])
+def test_cat_stack(dim):
+    a, b, c = R(2, 3, seed=1), R(2, 3, seed=2), R(2, 3, seed=3)
+    check(lambda m, a, b, c: m.cat([a, b, c], dim), a, b, c)
+    check(lambda m, a, b, c: m.cat((a, b), dim=dim), a, b, c)
+    check(lambda m, a, b, c: m.stack([a, b, c], dim), a, b, c)
+    check(lambda m, a, b, c: m.stack((a, b), dim=dim - 1 if dim < 0 else dim + 1), a, b, c)
+    check(lambda m, a, b, c: m.concat([a, b], dim=dim), a, b, c)
+    check(lambda m, a, b, c: m.concatenate([a, b], dim), a, b, c)
+
+
+def test_cat_mixed_dtypes_and_sizes():
+    a = R(2, 3, seed=1)
+    b = np.arange(4).reshape(2, 2)
+    c = R(2, 1, dtype=np.float32, seed=2)
+    check(lambda m, a, b, c: m.cat([a, b, c], 1), a, b, c)
+    check(lambda m, a, b, c: m.cat([b, c], 1), a, b, c)
+    check(lambda m, a, b, c: m.cat([b, b > 1], 0), a, b, c)
+    check(lambda m, a, b, c: m.stack([a[:, 0], a[:, 1]]), a, b, c)
+
+
+def test_cat_stack_errors():
+    a, b = ad.tensor(R(2, 3)), ad.tensor(R(3, 3))
+    with pytest.raises(RuntimeError, match=r"(?s)cat.*(\(2, 3\).*\(3, 3\)|\(3, 3\).*\(2, 3\))"):
+        ad.cat([a, b], 1)
+    with pytest.raises(RuntimeError, match="stack"):
+        ad.stack([a, b])
+    with pytest.raises(RuntimeError, match="reshape|view"):
+        a.reshape(4, 2)
+    with pytest.raises((RuntimeError, ValueError)):
+        a.expand(3, 3)
+    with pytest.raises((IndexError, RuntimeError)):
+        a.transpose(0, 2)
+    with pytest.raises((IndexError, RuntimeError, ValueError)):
+        ad.cat([], 0)
+
+
+PADS = [(1, 2), (2, 0, 1, 1), (-1, 1), (1, -1, 0, 2), (1, 1, 1, 1, 1, 1)]
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "replicate", "circular"])
+@pytest.mark.parametrize("pad", PADS)
+def test_pad(mode, pad):
+    x = R(2, 3, 4, 5, seed=2)
+    if mode != "constant" and len(pad) == 6:
+        x = R(1, 2, 3, 4, 5, seed=2)
+    if mode != "constant" and len(pad) == 2:
+        x = R(3, 4, 5, seed=2)
+        with pytest.raises(NotImplementedError, match="pad"):
+            ad.pad(ad.tensor(R(2, 3, 4, 5)), pad, mode=mode)
+    if mode == "constant":
+        check(lambda m, x: (m.nn.functional if m is torch else m).pad(x, pad, value=0.5), x)
+        check(lambda m, x: (m.nn.functional if m is torch else m).pad(x, pad), x)
+    else:
+        check(lambda m, x: (m.nn.functional if m is torch else m).pad(x, pad, mode=mode), x)
+
+
+def test_meshgrid():
+    a, b = np.arange(3.0), np.arange(4.0) * 2
+    check(lambda m, a, b: m.meshgrid(a, b, indexing="ij"), a, b)
+    check(lambda m, a, b: m.meshgrid([a, b], indexing="xy"), a, b)
+    check(lambda m, a, b: m.meshgrid(a, b, indexing="ij")[0] * m.meshgrid(a, b, indexing="ij")[1], a, b)
