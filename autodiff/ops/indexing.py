@@ -144,23 +144,43 @@ def getitem(x, key):
     key, advanced = _normalize_key(x, key)
     if not advanced:
         return _GetItemView.apply(x, key=key, advanced=False)
-    if any(type(k) is int for k in key):
-        basic, rest = [], []
-        for k in key:
-            if type(k) is int:
-                basic.append(k)
-            elif k is None or isinstance(k, (slice, bool)):
-                basic.append(k)
-                rest.append(slice(None))
-            elif k is Ellipsis:
-                basic.append(k)
-                rest.append(k)
-            else:  # an index array: a full slice in the first step, the array in the second
-                basic.extend([slice(None)] * (k.ndim if k.dtype == np.bool_ else 1))
-                rest.append(k)
-        x = _GetItemView.apply(x, key=tuple(basic), advanced=False)
-        key = tuple(rest)
+    split = _split_int_key(key)
+    if split is not None:
+        x = _GetItemView.apply(x, key=split[0], advanced=False)
+        key = split[1]
     return GetItem.apply(x, key=key, advanced=True)
+
+
+def _split_int_key(key):
+    """A normalized advanced key holding plain ints -> (basic, rest): `a[basic][rest]` is `a[key]` with
+    PyTorch's placement of the advanced axes (ints applied first, as `select`). None when no int."""
+    if not any(type(k) is int for k in key):
+        return None
+    basic, rest = [], []
+    for k in key:
+        if type(k) is int:
+            basic.append(k)
+        elif k is None or isinstance(k, (slice, bool)):
+            basic.append(k)
+            rest.append(slice(None))
+        elif k is Ellipsis:
+            basic.append(k)
+            rest.append(k)
+        else:  # an index array: a full slice in the first step, the array in the second
+            basic.extend([slice(None)] * (k.ndim if k.dtype == np.bool_ else 1))
+            rest.append(k)
+    return tuple(basic), tuple(rest)
+
+
+def _assign(a, key, v):
+    """a[key] = v in place, with PyTorch's placement of advanced axes (see getitem)."""
+    split = None
+    if isinstance(key, tuple) and any(hasattr(k, "ndim") for k in key):
+        split = _split_int_key(key)
+    if split is None:
+        a[key] = v
+    else:
+        a[split[0]][split[1]] = v  # a[basic] is a view (ints, slices, None, ... only)
 
 
 class SetItem(Function):
@@ -171,9 +191,9 @@ class SetItem(Function):
         xp = ctx.backend.xp
         ctx.key = key
         out = a.copy()
-        out[key] = v
+        _assign(out, key, v)
         mask = xp.ones(a.shape, dtype=bool)
-        mask[key] = False
+        _assign(mask, key, False)
         ctx.mask = mask
         ctx.v_shape = v.shape
         return out
@@ -183,7 +203,7 @@ class SetItem(Function):
         from .elementwise import mul_const
         gv = None
         if ctx.edges[1] is not None:
-            gv = GetItem.apply(g, key=ctx.key, advanced=True)
+            gv = getitem(g, ctx.key)
         return mul_const(g, ctx.mask), gv
 
 
@@ -199,7 +219,7 @@ def setitem_(x, key, value):
         from .elementwise import cast
         value = cast(value, x.data.dtype)
     return apply_inplace(x, lambda old: SetItem.apply(old, value, key=key), "setitem",
-                         fast=lambda: x.data.__setitem__(key, value.data), others=(value,))
+                         fast=lambda: _assign(x.data, key, value.data), others=(value,))
 
 
 class Gather(Function):
@@ -261,14 +281,34 @@ def gather(x, dim, index):
     return Gather.apply(x, index=idx, axis=axis)
 
 
-take_along_dim = None  # defined below
+def take_along_dim(x, indices, dim=None):
+    """torch.take_along_dim: gather along `dim` after broadcasting `x` and `indices` against each
+    other in every other dimension; with dim=None both are flattened first."""
+    idx = indices if isinstance(indices, Tensor) else Tensor(np.asarray(indices))
+    if dim is None:
+        return gather(x.reshape(-1), 0, idx.reshape(-1))
+    axis = _wrap_dim(dim, x.data.ndim, "take_along_dim")
+    if idx.data.ndim != x.data.ndim:
+        raise RuntimeError(f"take_along_dim: input {tuple(x.shape)} and indices {tuple(idx.shape)} should have "
+                           "the same number of dimensions")
+    xs, is_ = list(x.data.shape), list(idx.data.shape)
+    try:
+        b = list(np.broadcast_shapes(tuple(xs[:axis] + [1] + xs[axis + 1:]), tuple(is_[:axis] + [1] + is_[axis + 1:])))
+    except ValueError:
+        raise RuntimeError(f"take_along_dim: input {tuple(x.shape)} and indices {tuple(idx.shape)} cannot be "
+                           f"broadcast outside dimension {axis}") from None
+    from .reduction import broadcast_to
+    bx, bi = b[:axis] + [xs[axis]] + b[axis + 1:], b[:axis] + [is_[axis]] + b[axis + 1:]
+    if bx != xs:
+        x = broadcast_to(x, bx)
+    if bi != is_:
+        idx = _new_tensor(_xp(x).broadcast_to(_on_device(idx.data, x), tuple(bi)))
+    return gather(x, axis, idx)
 
 
-def _take_along_dim(x, indices, dim):
-    return gather(x, dim, indices)
-
-
-take_along_dim = _take_along_dim
+def _xp(x):
+    from .. import backends
+    return backends._by_array_type[type(x.data)].xp
 
 
 def scatter_add(x, dim, index, src):
@@ -296,8 +336,17 @@ def scatter_add(x, dim, index, src):
 def index_select(x, dim, index):
     axis = _wrap_dim(dim, x.data.ndim, "index_select")
     idx = index.data if isinstance(index, Tensor) else np.asarray(index)
-    if idx.ndim != 1:
-        raise IndexError(f"index_select: index must be 1-D, got shape {tuple(idx.shape)}")
+    if idx.ndim > 1:
+        raise IndexError(f"index_select: index must be 0-D or 1-D, got shape {tuple(idx.shape)}")
+    if idx.dtype.kind not in "iu":
+        raise RuntimeError(f"index_select: index must be an integer tensor, got {idx.dtype}")
+    if idx.ndim == 0:
+        idx = idx.reshape(1)
+    if idx.size and type(idx) is np.ndarray:  # host indices only: no device sync
+        n = x.data.shape[axis] if x.data.ndim else 1
+        if int(idx.min()) < -n or int(idx.max()) >= n:
+            raise IndexError(f"index_select: index {int(idx.max()) if int(idx.max()) >= n else int(idx.min())} "
+                             f"is out of range for dimension {axis} of size {n} (input shape {tuple(x.shape)})")
     return getitem(x, (slice(None),) * axis + (idx,))
 
 

@@ -628,3 +628,128 @@ def test_meshgrid():
     check(lambda m, a, b: m.meshgrid(a, b, indexing="ij"), a, b)
     check(lambda m, a, b: m.meshgrid([a, b], indexing="xy"), a, b)
     check(lambda m, a, b: m.meshgrid(a, b, indexing="ij")[0] * m.meshgrid(a, b, indexing="ij")[1], a, b)
+
+
+# ----------------------------------------------------------------------------- indexing
+def _idx(m, v):
+    return m.tensor(v) if isinstance(v, (list, np.ndarray)) else v
+
+
+KEYS = {
+    "int": lambda m: 1, "neg_int": lambda m: -1, "slice": lambda m: slice(1, None),
+    "slice_step": lambda m: (slice(None), slice(None, None, 2)), "slice_neg": lambda m: slice(-2, None),
+    "slice_step3": lambda m: (Ellipsis, slice(3, 0, -1) if False else slice(0, 5, 3)),
+    "none": lambda m: (None, 0), "none_mid": lambda m: (slice(None), None, 1),
+    "ellipsis": lambda m: (Ellipsis, 1), "ellipsis_mid": lambda m: (0, Ellipsis, 2),
+    "int_int": lambda m: (1, -2), "int_int_int": lambda m: (0, 1, 2),
+    "arr": lambda m: m.tensor([2, 0, 2, 2]), "arr_list": lambda m: [0, 2, 0],
+    "arr_neg": lambda m: m.tensor([-1, 0, -1]), "arr2d": lambda m: m.tensor([[0, 2], [2, 2]]),
+    "arr_arr": lambda m: (m.tensor([0, 2, 2]), m.tensor([1, 1, 3])),
+    "arr_bcast": lambda m: (m.tensor([[0], [2]]), m.tensor([1, 3, 3])),
+    "slice_arr": lambda m: (slice(None), m.tensor([3, 0, 3])),
+    "arr_slice_arr": lambda m: (m.tensor([0, 1]), slice(None), m.tensor([2, 2])),
+    "int_slice_arr": lambda m: (1, slice(None), m.tensor([2, 0, 2])),
+    "arr_int": lambda m: (m.tensor([0, 2, 0]), 1), "int_arr": lambda m: (slice(1, 3), 1, m.tensor([0, 0])),
+    "none_arr": lambda m: (None, m.tensor([1, 0])), "ell_arr": lambda m: (Ellipsis, m.tensor([4, 0, 4])),
+    "mask": lambda m: m.tensor(np.arange(60).reshape(3, 4, 5) % 3 == 0),
+    "mask_row": lambda m: m.tensor([True, False, True]),
+    "mask_2d": lambda m: m.tensor(np.array([[True, False, True, True], [False] * 4, [True] * 4])),
+    "slice_mask": lambda m: (slice(None), m.tensor([False, True, True, False])),
+    "mask_arr": lambda m: (m.tensor([True, False, True]), slice(None), m.tensor([1, 4])),
+    "bool_scalar": lambda m: (True,), "empty_list": lambda m: m.tensor([], dtype=m.int64),
+    "int_tensor0d": lambda m: m.tensor(1),
+}
+
+
+@pytest.mark.parametrize("key", list(KEYS))
+def test_getitem(key):
+    x = R(3, 4, 5, seed=12)
+    check(lambda m, x: x[KEYS[key](m)], x)
+
+
+@pytest.mark.parametrize("key", [k for k in KEYS if k not in ("bool_scalar",)])
+def test_setitem(key):
+    x = R(3, 4, 5, seed=12)
+
+    def f(m, x):
+        y = x * 1.0
+        k = KEYS[key](m)
+        y[k] = 0.5
+        z = x * 2.0
+        v = y[k] * 0 + 3.0 if True else None
+        z[k] = v.detach() if m is torch else v.detach()
+        return y + z
+    check(f, x)
+
+
+def test_setitem_tensor_value_grad():
+    x, v = R(3, 4, seed=1), R(4, seed=2)
+
+    def f(m, x, v):
+        y = x.clone()
+        y[1] = v
+        y[:, 0] = v[:3] * 2
+        return y
+    check(f, x, v)
+
+    def g(m, x, v):
+        y = x * 1.0
+        y[m.tensor([0, 2])] = v  # broadcast over the selected rows
+        return y
+    check(g, x, v)
+
+    def h(m, x, v):
+        y = x * 1.0
+        y[y > 0] = 0.0
+        return y
+    check(h, x, v)
+
+
+def test_repeated_index_grad_accumulates():
+    x = R(4, 3, seed=3)
+    check(lambda m, x: x[m.tensor([0, 0, 3, 0])], x)
+    check(lambda m, x: x[[1, 1], [2, 2]], x)
+    check(lambda m, x: x[:, [0, 0, 0]], x)
+
+
+INDEX_OPS = {
+    "gather": lambda m, x: m.gather(x, 1, m.tensor([[0, 0, 2], [1, 2, 2], [2, 1, 0]])),
+    "gather0": lambda m, x: x.gather(0, m.tensor([[0, 1, 1, 0]])),
+    "gather_neg": lambda m, x: x.gather(-1, m.tensor([[3], [0], [3]])),
+    "take_along_dim": lambda m, x: m.take_along_dim(x, m.tensor([[0], [3], [1]]), dim=1),
+    "take_along_dim_none": lambda m, x: m.take_along_dim(x, m.tensor([0, 11, 11])),
+    "scatter_add": lambda m, x: m.zeros(3, 5, dtype=x.dtype).scatter_add(1, m.tensor([[0, 1, 1, 4]] * 3), x),
+    "scatter_add_f": lambda m, x: m.scatter_add(x, 0, m.tensor([[0, 1, 1, 2]]), x[:1] * 2),
+    "index_select": lambda m, x: m.index_select(x, 0, m.tensor([2, 0, 2])),
+    "index_select1": lambda m, x: x.index_select(-1, m.tensor([3, 3])),
+    "masked_fill": lambda m, x: x.masked_fill(x > 0, 0.5),
+    "masked_fill_bcast": lambda m, x: m.masked_fill(x, m.tensor([True, False, True, False]), -1.0),
+    "masked_fill_t": lambda m, x: x.masked_fill(x < 0, m.tensor(2.0, dtype=x.dtype)),
+}
+
+
+@pytest.mark.parametrize("name", list(INDEX_OPS))
+def test_index_ops(name):
+    check(INDEX_OPS[name], R(3, 4, seed=13))
+
+
+def test_scatter_add_src_grad():
+    x, s = R(3, 5, seed=1), R(3, 4, seed=2)
+    idx = np.array([[0, 1, 1, 4]] * 3)
+    check(lambda m, x, s, i: m.scatter_add(x, 1, i, s), x, s, idx)
+
+
+def test_index_errors():
+    x = ad.tensor(R(3, 4))
+    with pytest.raises(IndexError):
+        x[3]
+    with pytest.raises(IndexError):
+        x[ad.tensor([0, 5])]
+    with pytest.raises(IndexError):
+        x[0, 0, 0]
+    with pytest.raises((IndexError, RuntimeError)):
+        x[ad.tensor([True, False])]
+    with pytest.raises((RuntimeError, IndexError), match="gather"):
+        x.gather(1, ad.tensor([[5]]))
+    with pytest.raises((RuntimeError, IndexError), match="index_select"):
+        x.index_select(0, ad.tensor([3]))
