@@ -90,8 +90,8 @@ def test_layer_group_norm_values(backend, device):
     xr = x.reshape(2, 2, -1)
     refg = ((xr - xr.mean(-1, keepdims=True)) / np.sqrt(xr.var(-1, keepdims=True) + 1e-5)).reshape(x.shape)
     np.testing.assert_allclose(to_numpy(yg.detach()), refg, rtol=1e-10)
-    assert repr(ln) == "LayerNorm((3,), eps=1e-05, elementwise_affine=True)"
-    assert repr(nn.BatchNorm2d(8)) == "BatchNorm2d(8, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)"
+    assert repr(ln) == "LayerNorm((3,), eps=1e-05, elementwise_affine=True, bias=True)"
+    assert repr(nn.BatchNorm2d(8)) == "BatchNorm2d(8, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True)"
     with pytest.raises(ValueError, match="BatchNorm2d: expected 4D input"):
         nn.BatchNorm2d(3)(autodiff.randn(2, 3))
     with pytest.raises(ValueError, match="more than 1 value per channel"):
