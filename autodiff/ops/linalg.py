@@ -95,18 +95,27 @@ def matmul(a, b):
 def mm(a, b):
     if a.data.ndim != 2 or b.data.ndim != 2:
         raise RuntimeError(f"mm: expected 2-D tensors, got shapes {tuple(a.shape)} and {tuple(b.shape)}")
+    if a.data.shape[1] != b.data.shape[0]:
+        raise RuntimeError(f"mm: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be multiplied "
+                           f"({a.data.shape[1]} != {b.data.shape[0]})")
     return matmul(a, b)
 
 
 def bmm(a, b):
     if a.data.ndim != 3 or b.data.ndim != 3 or a.data.shape[0] != b.data.shape[0]:
         raise RuntimeError(f"bmm: expected 3-D tensors with equal batch, got {tuple(a.shape)} and {tuple(b.shape)}")
+    if a.data.shape[2] != b.data.shape[1]:
+        raise RuntimeError(f"bmm: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be multiplied "
+                           f"({a.data.shape[2]} != {b.data.shape[1]})")
     return matmul(a, b)
 
 
 def mv(a, v):
     if a.data.ndim != 2 or v.data.ndim != 1:
         raise RuntimeError(f"mv: expected a matrix and a vector, got {tuple(a.shape)} and {tuple(v.shape)}")
+    if a.data.shape[1] != v.data.shape[0]:
+        raise RuntimeError(f"mv: shapes {tuple(a.shape)} and {tuple(v.shape)} cannot be multiplied "
+                           f"({a.data.shape[1]} != {v.data.shape[0]})")
     return matmul(a, v)
 
 
@@ -118,7 +127,20 @@ def dot(a, b):
     return matmul(a, b)
 
 
-inner = dot
+def inner(a, b):
+    """torch.inner: sum over the last dimension of both; shape a.shape[:-1] + b.shape[:-1] (a 0-d
+    operand multiplies)."""
+    if a.data.ndim == 0 or b.data.ndim == 0:
+        from .elementwise import mul
+        return mul(a, b)
+    if a.data.shape[-1] != b.data.shape[-1]:
+        raise RuntimeError(f"inner: last dimensions of {tuple(a.shape)} and {tuple(b.shape)} differ "
+                           f"({a.data.shape[-1]} != {b.data.shape[-1]})")
+    if a.data.ndim == 1 and b.data.ndim == 1:
+        return matmul(a, b)
+    k = a.data.shape[-1]
+    out = matmul(a.reshape(-1, k), b.reshape(-1, k).t())
+    return out.reshape(tuple(a.data.shape[:-1]) + tuple(b.data.shape[:-1]))
 
 
 def outer(a, b):
@@ -132,8 +154,9 @@ ger = outer
 
 
 class Einsum(Function):
-    """einsum over explicit subscripts; backward is an einsum per operand. Operands whose own
-    subscripts repeat a letter (diagonals) are not differentiable here (clear error)."""
+    """einsum over explicit subscripts; backward is an einsum per operand. `einsum()` takes the
+    diagonals of operands whose subscripts repeat a letter first, so operands here have distinct
+    letters."""
     save_inputs = True  # all operands
 
     @staticmethod
@@ -215,8 +238,29 @@ def einsum(equation, *operands):
             if c in sizes and sizes[c] != n and 1 not in (sizes[c], n):
                 raise RuntimeError(f"einsum: subscript {c!r} has size {n} in one operand and {sizes[c]} in another")
             sizes[c] = max(sizes.get(c, n), n)
+    operands = list(operands)
+    for i, (sub, t) in enumerate(zip(new_ins, operands)):
+        if len(set(sub)) != len(sub):  # repeated subscripts (trace, diagonal): take the diagonal first
+            operands[i], new_ins[i] = _diagonal(t, sub)
     if any(sizes[c] != n for sub, t in zip(new_ins, operands) for c, n in zip(sub, t.data.shape)):
         # broadcasting of size-1 dims: expand explicitly so the backward sums them back
         from .reduction import broadcast_to
         operands = [broadcast_to(t, tuple(sizes[c] for c in sub)) for sub, t in zip(new_ins, operands)]
     return einsum_explicit(new_ins, out, list(operands))
+
+
+def _diagonal(t, sub):
+    """The generalized diagonal of `t` over repeated letters of `sub` ('iij' -> 'ij'), as a
+    differentiable advanced-indexing read (its backward scatters into the diagonal)."""
+    from .. import backends
+    from .indexing import GetItem
+    xp = backends._by_array_type[type(t.data)].xp
+    uniq = "".join(dict.fromkeys(sub))
+    size = {}
+    for c, n in zip(sub, t.data.shape):
+        if size.setdefault(c, n) != n:
+            raise RuntimeError(f"einsum: subscript {c!r} repeated in {sub!r} with sizes {size[c]} and {n} "
+                               f"(operand shape {tuple(t.shape)})")
+    ar = {c: xp.arange(size[c]).reshape(tuple(-1 if j == i else 1 for j in range(len(uniq))))
+          for i, c in enumerate(uniq)}
+    return GetItem.apply(t, key=tuple(ar[c] for c in sub), advanced=True), uniq

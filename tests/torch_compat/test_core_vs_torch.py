@@ -753,3 +753,81 @@ def test_index_errors():
         x.gather(1, ad.tensor([[5]]))
     with pytest.raises((RuntimeError, IndexError), match="index_select"):
         x.index_select(0, ad.tensor([3]))
+
+
+# ----------------------------------------------------------------------------- linalg
+MM_SHAPES = [((4,), (4,)), ((4,), (4, 3)), ((2, 4), (4,)), ((2, 4), (4, 3)), ((5, 2, 4), (4, 3)),
+             ((2, 4), (5, 4, 3)), ((5, 2, 4), (5, 4, 3)), ((2, 1, 2, 4), (3, 4, 2)), ((4,), (5, 4, 3)),
+             ((5, 2, 4), (4,)), ((1, 2, 4), (3, 4, 1))]
+
+
+@pytest.mark.parametrize("dt", F_DT)
+@pytest.mark.parametrize("shapes", MM_SHAPES)
+def test_matmul(shapes, dt):
+    a, b = R(*shapes[0], dtype=dt, seed=1), R(*shapes[1], dtype=dt, seed=2)
+    check(lambda m, a, b: a @ b, a, b)
+    check(lambda m, a, b: m.matmul(a, b), a, b)
+
+
+def test_matmul_int_and_errors():
+    a, b = np.arange(6).reshape(2, 3), np.arange(12).reshape(3, 4)
+    check(lambda m, a, b: a @ b, a, b)
+    with pytest.raises(RuntimeError, match=r"(?s)matmul.*\(2, 3\).*\(2, 3\)"):
+        ad.tensor(R(2, 3)) @ ad.tensor(R(2, 3))
+    with pytest.raises(RuntimeError):
+        ad.matmul(ad.tensor(1.0), ad.tensor(R(3)))
+
+
+LIN = {
+    "mm": (lambda m, a, b: m.mm(a, b), [(2, 3), (3, 4)]),
+    "bmm": (lambda m, a, b: m.bmm(a, b), [(2, 2, 3), (2, 3, 4)]),
+    "mv": (lambda m, a, b: m.mv(a, b), [(2, 3), (3,)]),
+    "dot": (lambda m, a, b: m.dot(a, b), [(3,), (3,)]),
+    "inner": (lambda m, a, b: m.inner(a, b), [(2, 3), (4, 3)]),
+    "outer": (lambda m, a, b: m.outer(a, b), [(3,), (4,)]),
+    "t_mm": (lambda m, a, b: a.mm(b), [(2, 3), (3, 4)]),
+    "t_dot": (lambda m, a, b: a.dot(b), [(3,), (3,)]),
+    "t_outer": (lambda m, a, b: a.outer(b), [(3,), (2,)]),
+    "rmatmul": (lambda m, a, b: a.T @ b, [(3, 2), (3, 4)]),
+}
+
+
+@pytest.mark.parametrize("name", list(LIN))
+def test_linalg_ops(name):
+    f, shapes = LIN[name]
+    check(f, *[R(*s, seed=i) for i, s in enumerate(shapes)])
+
+
+def test_linalg_errors():
+    a = ad.tensor(R(2, 3))
+    with pytest.raises(RuntimeError, match="mm"):
+        ad.mm(a, a)
+    with pytest.raises(RuntimeError, match="bmm"):
+        ad.bmm(a, a)
+    with pytest.raises(RuntimeError, match="dot"):
+        ad.dot(ad.tensor(R(3)), ad.tensor(R(4)))
+    with pytest.raises(RuntimeError, match="mv"):
+        ad.mv(a, ad.tensor(R(2)))
+
+
+EINSUM = [
+    ("ij,jk->ik", [(2, 3), (3, 4)]), ("ij,jk", [(2, 3), (3, 4)]), ("bij,bjk->bik", [(2, 2, 3), (2, 3, 4)]),
+    ("ii->", [(3, 3)]), ("ii->i", [(3, 3)]), ("ij->ji", [(2, 3)]), ("ij->", [(2, 3)]), ("i,i->", [(3,), (3,)]),
+    ("i,j->ij", [(3,), (2,)]), ("...ij,...jk->...ik", [(2, 2, 3), (3, 4)]), ("b...,b->...", [(2, 3, 4), (2,)]),
+    ("ij,ij->ij", [(2, 3), (2, 3)]), ("bhqd,bhkd->bhqk", [(1, 2, 3, 4), (1, 2, 5, 4)]), ("ba", [(2, 3)]),
+    ("i...->...", [(2, 3, 4)]), ("iij->j", [(3, 3, 2)]),
+]
+
+
+@pytest.mark.parametrize("eq,shapes", EINSUM, ids=[e for e, _ in EINSUM])
+def test_einsum(eq, shapes):
+    arrs = [R(*s, seed=i) for i, s in enumerate(shapes)]
+    check(lambda m, *xs: m.einsum(eq, *xs), *arrs)
+    check(lambda m, *xs: m.einsum(eq, list(xs)), *arrs)
+
+
+def test_einsum_errors():
+    with pytest.raises((RuntimeError, ValueError), match="einsum"):
+        ad.einsum("ij,jk->ik", ad.tensor(R(2, 3)), ad.tensor(R(4, 4)))
+    with pytest.raises((RuntimeError, ValueError), match="einsum"):
+        ad.einsum("ij,jk->ik", ad.tensor(R(2, 3)))
