@@ -66,7 +66,11 @@ class LRScheduler:
 
     def _initial_step(self):
         self._step_count = 0
-        self.step()
+        self._is_initial = True  # PyTorch 2.x keeps this flag (False after construction) in the state_dict
+        try:
+            self.step()
+        finally:
+            self._is_initial = False
 
     def state_dict(self):
         """Every attribute except the optimizer."""

@@ -848,3 +848,95 @@ def test_clip_grad_value_and_vector_conversion_match_torch():
     nn.utils.vector_to_parameters(autodiff.tensor(new), op)
     for t, o in zip(tp, op):
         np.testing.assert_array_equal(_np(o), _np(t))
+
+
+# ------------------------------------------------------------------------------------------ optimizers
+OPTS = [
+    ("SGD", dict(lr=0.1)),
+    ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.05)),
+    ("SGD", dict(lr=0.05, momentum=0.8, dampening=0.5, maximize=True)),
+    ("Adam", dict()),
+    ("Adam", dict(lr=0.01, betas=(0.5, 0.6), eps=1e-6, weight_decay=0.1, amsgrad=True)),
+    ("AdamW", dict()),
+    ("AdamW", dict(lr=0.01, amsgrad=True, maximize=True)),
+    ("Adagrad", dict()),
+    ("Adagrad", dict(lr=0.1, maximize=True, eps=1e-5)),
+    ("RMSprop", dict()),
+    ("RMSprop", dict(lr=0.01, centered=True, momentum=0.9, weight_decay=0.01)),
+    ("Adadelta", dict()),
+    ("Adadelta", dict(lr=0.3, maximize=True)),
+    ("Adamax", dict()),
+    ("Adamax", dict(lr=0.02, maximize=True)),
+    ("NAdam", dict()),
+    ("RAdam", dict()),
+]
+
+
+def _opt_run(lib, name, kw, dtype, steps=10):
+    torch.manual_seed(0)
+    tmodel = tnn.Sequential(tnn.Linear(4, 3), tnn.Tanh(), tnn.Linear(3, 2)).to(TDT[dtype])
+    if lib == "torch":
+        model = tmodel
+        O, t = getattr(torch.optim, name), torch.tensor
+    else:
+        model = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2))
+        model.load_state_dict({k: v.numpy() for k, v in tmodel.state_dict().items()})
+        model = model.double() if dtype == np.float64 else model.float()
+        O, t = getattr(optim, name), autodiff.tensor
+    params = list(model.parameters())
+    opt = O([{"params": params[:2]}, {"params": params[2:], "lr": 0.03}], **kw)
+    rng = np.random.default_rng(0)
+    for _ in range(steps):
+        for p in params:  # gradients: a fixed function of the current parameters (no backward differences)
+            cur = p.detach().numpy()
+            p.grad = t((np.cos(cur) * 0.5 + rng.standard_normal(cur.shape)).astype(dtype))
+        opt.step()
+        opt.zero_grad()
+        assert all(p.grad is None for p in params)
+    return [p.detach().numpy() for p in params], opt
+
+
+@pytest.mark.parametrize("case", OPTS, ids=[f"{c[0]}-{i}" for i, c in enumerate(OPTS)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_optimizer_matches_torch(case, dtype):
+    name, kw = case
+    ours, opt = _opt_run("autodiff", name, kw, dtype)
+    ref, topt = _opt_run("torch", name, kw, dtype)
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-6)
+    for o, r in zip(ours, ref):
+        np.testing.assert_allclose(o, r, **tol)
+    sd, tsd = opt.state_dict(), topt.state_dict()
+    assert sorted(sd) == sorted(tsd)
+    assert list(sd["state"]) == list(tsd["state"])
+    for i in tsd["state"]:
+        assert sorted(sd["state"][i]) == sorted(tsd["state"][i]), (sd["state"][i].keys(), tsd["state"][i].keys())
+        for k, v in tsd["state"][i].items():
+            ov = sd["state"][i][k]
+            np.testing.assert_allclose(np.asarray(ov.numpy() if hasattr(ov, "numpy") else ov), v.numpy(), **tol)
+    assert len(sd["param_groups"]) == len(tsd["param_groups"])
+    for g, tg in zip(sd["param_groups"], tsd["param_groups"]):
+        assert set(tg) <= set(g), f"param_group keys missing: {set(tg) - set(g)}"
+        for k, v in tg.items():
+            if k in ("foreach", "fused", "capturable", "differentiable", "decoupled_weight_decay"):
+                continue
+            assert g[k] == v, (k, g[k], v)
+    assert opt.defaults.keys() >= {k for k in topt.defaults if k not in ("foreach", "fused")}
+
+
+def test_optimizer_api_matches_torch():
+    p = autodiff.zeros(3, requires_grad=True)
+    q = autodiff.zeros(2, requires_grad=True)
+    opt = optim.SGD([p], lr=0.1, momentum=0.9)
+    opt.add_param_group({"params": [q], "lr": 0.5})
+    assert [g["lr"] for g in opt.param_groups] == [0.1, 0.5] and opt.param_groups[1]["momentum"] == 0.9
+    with pytest.raises(ValueError):
+        optim.SGD([p], lr=-1)
+    with pytest.raises(ValueError):
+        optim.Adam([p], betas=(1.5, 0.9))
+    with pytest.raises(ValueError):
+        opt.add_param_group({"params": [p]})  # a parameter in two groups
+    s = optim.lr_scheduler.StepLR(opt, 2, gamma=0.5)
+    assert s.get_last_lr() == [0.1, 0.5] and s.last_epoch == 0
+    assert all("initial_lr" in g for g in opt.param_groups)
+    ts = torch.optim.lr_scheduler.StepLR(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1), 2)
+    assert set(ts.state_dict()) <= set(s.state_dict()), set(ts.state_dict()) - set(s.state_dict())
