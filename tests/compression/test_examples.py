@@ -56,7 +56,12 @@ def test_quantize_example(fake_mnist):
     assert all(rows[0]["bytes"] / r["bytes"] > 3.5 for r in rows[1:])
 
 
-@pytest.mark.parametrize("name", ["prune_mnist", "distill_mnist", "quantize_mnist"])
+def test_amp_example(fake_mnist):
+    out = _load("amp_mnist").main(["--data", fake_mnist, "--epochs", "1", "--hidden", "16", "--limit", "128"])
+    assert set(out) == {"float32", "amp", "time_float32", "time_amp", "scale"} and out["scale"] > 0
+
+
+@pytest.mark.parametrize("name", ["prune_mnist", "distill_mnist", "quantize_mnist", "amp_mnist"])
 def test_examples_exit_1_without_data(tmp_path, name, capsys):
     with pytest.raises(SystemExit) as e:
         _load(name).main(["--data", str(tmp_path / "missing.npz")])
