@@ -422,7 +422,11 @@ def _install_methods():
     T.__xor__ = T.__rxor__ = E.logical_xor
     T.__invert__ = E.bitwise_not
     T.__getitem__ = I.getitem
-    T.__setitem__ = I.setitem_
+
+    def __setitem__(self, key, value):
+        I.setitem_(self, key, value)
+
+    T.__setitem__ = __setitem__
 
     def _ip(fn, name):
         def method(self, other):

@@ -10,6 +10,15 @@ from __future__ import annotations
 from ..autograd import _mode, _new_tensor
 
 
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
+
+
+def _castable(src, dst):
+    """PyTorch's in-place rule: the result may narrow within its category (float64 into float32) but
+    never move to a lower one (float into int, int into bool)."""
+    return _CATEGORY[src.kind] <= _CATEGORY[dst.kind]
+
+
 def check_leaf(x, opname):
     if _mode.enabled and x.requires_grad and x.grad_fn is None:
         raise RuntimeError(f"{opname}: a leaf tensor that requires grad is being used in an in-place operation; "
@@ -40,7 +49,7 @@ def apply_inplace(x, op, opname, fast, others=()):
     old.requires_grad = x.requires_grad
     old.grad_fn = x.grad_fn
     r = op(old)
-    if r.data.dtype != x.data.dtype and x.data.dtype.kind not in "fc" and r.data.dtype.kind in "fc":
+    if r.data.dtype != x.data.dtype and not _castable(r.data.dtype, x.data.dtype):
         raise RuntimeError(f"{opname}: result type {r.data.dtype} can't be cast to the desired output type "
                            f"{x.data.dtype}")
     x.data[...] = r.data
@@ -61,7 +70,7 @@ def binary_inplace(x, other, fn, opname):
     def fast():
         o = other.data if isinstance(other, Tensor) else other
         r = fn(_new_tensor(x.data), _new_tensor(o) if isinstance(other, Tensor) else o).data
-        if r.dtype != x.data.dtype and x.data.dtype.kind not in "fc" and r.dtype.kind in "fc":
+        if r.dtype != x.data.dtype and not _castable(r.dtype, x.data.dtype):
             raise RuntimeError(f"{opname}: result type {r.dtype} can't be cast to the desired output type "
                                f"{x.data.dtype}")
         x.data[...] = r
