@@ -276,46 +276,104 @@ def pixel_shuffle(input, upscale_factor):
     return x.reshape(n, c // (r * r), h * r, w * r)
 
 
-def _interp_matrix(n_in, n_out, mode, align_corners, scale):
-    """(n_out, n_in) matrix M with out = M @ in along one axis, for PyTorch's 'nearest' and '(bi)linear'
-    source-index rules. `scale` is in/out, or 1/scale_factor when a scale factor was given."""
+def _cubic_w(t, a):
+    """Keys' cubic convolution weights for the 4 taps at offsets -1, 0, 1, 2 (t in [0, 1))."""
+    def near(x):  # |x| <= 1
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+
+    def far(x):  # 1 < |x| < 2
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return [far(t + 1), near(t), near(1 - t), far(2 - t)]
+
+
+def _aa_filter(x, mode):
+    x = np.abs(x)
+    if mode == "bilinear":
+        return np.where(x < 1.0, 1.0 - x, 0.0)
+    a = -0.5  # PyTorch's antialiased bicubic uses a = -0.5 (as PIL)
+    return np.where(x <= 1.0, ((a + 2) * x - (a + 3)) * x * x + 1,
+                    np.where(x < 2.0, (((x - 5) * x + 8) * x - 4) * a, 0.0))
+
+
+def _interp_matrix(n_in, n_out, mode, align_corners, scale, antialias=False):
+    """(n_out, n_in) matrix M with out = M @ in along one axis, for PyTorch's 'nearest', 'nearest-exact',
+    '(bi)linear', 'bicubic' and 'area' source-index rules (and the antialiased bilinear / bicubic filters).
+    `scale` is in/out, or 1/scale_factor when a scale factor was given."""
     m = np.zeros((n_out, n_in))
     dst = np.arange(n_out, dtype=np.float64)
+    rows = np.arange(n_out)
     if mode == "nearest":
         src = np.minimum(np.floor(dst * scale).astype(np.int64), n_in - 1)
-        m[np.arange(n_out), src] = 1.0
+        m[rows, src] = 1.0
+        return m
+    if mode == "nearest-exact":
+        src = np.minimum(np.floor((dst + 0.5) * scale).astype(np.int64), n_in - 1)
+        m[rows, src] = 1.0
+        return m
+    if mode == "area":  # adaptive average pooling windows
+        for i in range(n_out):
+            lo, hi = (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
+            m[i, lo:hi] = 1.0 / (hi - lo)
         return m
     if align_corners:
-        src = dst * ((n_in - 1) / (n_out - 1)) if n_out > 1 else np.zeros(n_out)
+        scale = (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+    if antialias and mode in ("bilinear", "bicubic") and scale >= 1.0:  # downsampling: widened filter
+        support = (2.0 if mode == "bilinear" else 4.0) * 0.5 * scale
+        for i in range(n_out):
+            center = scale * (i + 0.5)
+            xmin = max(int(center - support + 0.5), 0)
+            xmax = min(int(center + support + 0.5), n_in)
+            j = np.arange(xmin, xmax)
+            w = _aa_filter((j - center + 0.5) / scale, mode)
+            tot = w.sum()
+            m[i, xmin:xmax] = w / tot if tot != 0 else w
+        return m
+    if align_corners:
+        src = dst * scale
+    elif mode == "bicubic":
+        src = (dst + 0.5) * scale - 0.5  # not clamped at 0 for cubic, as PyTorch
     else:
         src = np.maximum((dst + 0.5) * scale - 0.5, 0.0)
+    if mode == "bicubic":
+        i0 = np.floor(src).astype(np.int64)
+        ws = _cubic_w(src - i0, -0.75)
+        for k, w in zip(range(-1, 3), ws):
+            np.add.at(m, (rows, np.clip(i0 + k, 0, n_in - 1)), w)
+        return m
     i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
     i1 = np.minimum(i0 + 1, n_in - 1)
     lam = src - i0
-    rows = np.arange(n_out)
     np.add.at(m, (rows, i0), 1 - lam)
     np.add.at(m, (rows, i1), lam)
     return m
 
 
+_INTERP_DIMS = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
+
+
 def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
                 recompute_scale_factor=None, antialias=False):
-    """F.interpolate for 'nearest', 'linear' (3-D input) and 'bilinear' (4-D input), with PyTorch's
-    source-index rules (align_corners, scale_factor). Written as products with constant interpolation
-    matrices along each spatial axis, so it is differentiable through matmul."""
+    """F.interpolate for 'nearest', 'nearest-exact', 'area' (3-D, 4-D or 5-D input), 'linear' (3-D),
+    'bilinear' / 'bicubic' (4-D, optionally antialiased) and 'trilinear' (5-D), with PyTorch's source-index
+    rules (align_corners, scale_factor, recompute_scale_factor). Written as products with constant
+    interpolation matrices along each spatial axis (the modes are separable), so it is differentiable
+    through matmul."""
     _check_tensor(input, "interpolate")
     nsp = input.ndim - 2
-    if nsp not in (1, 2):
-        raise NotImplementedError(f"interpolate: 3-D or 4-D inputs are supported, got shape {tuple(input.shape)}")
-    if mode not in ("nearest", "linear", "bilinear"):
-        raise NotImplementedError(f"interpolate: mode {mode!r} is not supported (use 'nearest', 'linear' or "
-                                  "'bilinear')")
-    if mode == "linear" and nsp != 1 or mode == "bilinear" and nsp != 2:
-        raise ValueError(f"interpolate: mode {mode!r} expects a {3 if mode == 'linear' else 4}-D input, got shape "
+    if nsp not in (1, 2, 3):
+        raise NotImplementedError(f"interpolate: 3-D, 4-D or 5-D inputs are supported, got shape "
+                                  f"{tuple(input.shape)}")
+    modes = ("nearest", "nearest-exact", "area", "linear", "bilinear", "bicubic", "trilinear")
+    if mode not in modes:
+        raise NotImplementedError(f"interpolate: mode {mode!r} is not supported (use one of {modes})")
+    if mode in _INTERP_DIMS and nsp != _INTERP_DIMS[mode]:
+        raise ValueError(f"interpolate: mode {mode!r} expects a {_INTERP_DIMS[mode] + 2}-D input, got shape "
                          f"{tuple(input.shape)}")
-    if mode == "nearest" and align_corners is not None:
+    if mode not in _INTERP_DIMS and align_corners is not None:
         raise ValueError("interpolate: align_corners option can only be set with the interpolating modes: "
                          "linear | bilinear | bicubic | trilinear")
+    if antialias and mode not in ("bilinear", "bicubic"):
+        raise ValueError(f"interpolate: anti-alias option is restricted to bilinear and bicubic modes, got {mode!r}")
     if (size is None) == (scale_factor is None):
         raise ValueError("interpolate: exactly one of size or scale_factor must be given")
     in_sizes = input.shape[2:]
@@ -325,16 +383,22 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     else:
         sf = (scale_factor,) * nsp if not isinstance(scale_factor, (tuple, list)) else tuple(scale_factor)
         out_sizes = tuple(int(math.floor(i * f)) for i, f in zip(in_sizes, sf))
-        scales = [i / o for i, o in zip(in_sizes, out_sizes)] if recompute_scale_factor else [1.0 / f for f in sf]
+        scales = [i / o for i, o in zip(in_sizes, out_sizes)] if recompute_scale_factor or mode == "area" \
+            else [1.0 / f for f in sf]
     if len(out_sizes) != nsp or any(o <= 0 for o in out_sizes):
         raise ValueError(f"interpolate: invalid output size {out_sizes} for input of shape {tuple(input.shape)}")
     xp = _xp(input)
     out = input
-    mats = [_new_tensor(xp.asarray(_interp_matrix(i, o, mode, bool(align_corners), s), dtype=input.dtype))
-            for i, o, s in zip(in_sizes, out_sizes, scales)]
-    if nsp == 2:
-        out = mats[0].matmul(out)  # (OH, H) @ (N, C, H, W)
-    return out.matmul(mats[-1].t())  # (..., W) @ (W, OW)
+    for ax, (i, o, s) in enumerate(zip(in_sizes, out_sizes, scales)):
+        if i == o and mode in ("nearest", "nearest-exact", "area") and s == 1.0:
+            continue
+        mat = _new_tensor(xp.asarray(_interp_matrix(i, o, mode, bool(align_corners), s, antialias),
+                                     dtype=input.dtype))
+        d = 2 + ax
+        moved = out.movedim(d, -1) if d != input.ndim - 1 else out
+        res = moved.matmul(mat.t())  # (..., in) @ (in, out)
+        out = res.movedim(-1, d) if d != input.ndim - 1 else res
+    return out
 
 
 # ============================================================================ normalisation

@@ -167,8 +167,9 @@ def test_interpolate_upsample_and_padding_layers():
     np.testing.assert_allclose(ya, 4 * np.linspace(0, 3, 3)[:, None] + np.linspace(0, 3, 5)[None, :], rtol=1e-12)
     xg = autodiff.randn(1, 2, 3, 3, dtype=f64, requires_grad=True)
     assert gradcheck(lambda x: F.interpolate(x, scale_factor=1.7, mode="bilinear"), (xg,))
-    with pytest.raises(NotImplementedError, match="bicubic"):
-        F.interpolate(xg, scale_factor=2, mode="bicubic")
+    assert gradcheck(lambda x: F.interpolate(x, size=(4, 2), mode="bicubic", antialias=True), (xg,))
+    with pytest.raises(NotImplementedError, match="lanczos"):
+        F.interpolate(xg, scale_factor=2, mode="lanczos")
     assert nn.ZeroPad2d(1)(x).shape == (1, 1, 6, 6)
     assert nn.ReflectionPad2d((1, 0, 2, 0))(x).shape == (1, 1, 6, 5)
     np.testing.assert_array_equal(nn.ConstantPad2d(1, 3.5)(x).numpy()[0, 0, 0], [3.5] * 6)

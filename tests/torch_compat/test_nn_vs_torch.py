@@ -576,13 +576,12 @@ def test_functional_misc_matches_torch(dtype):
                dict(size=(6, 9), mode="bilinear", align_corners=True),
                dict(scale_factor=(1.5, 0.5), mode="bilinear", align_corners=False),
                dict(size=(2, 3), mode="bilinear", align_corners=False),
-               dict(scale_factor=3, mode="nearest-exact")):
-        try:
-            both(TF.interpolate, F.interpolate, x, **kw)
-        except (NotImplementedError, ValueError) as e:
-            if "nearest-exact" not in str(kw):
-                raise
-            pytest.xfail(f"interpolate mode not supported: {e}")
+               dict(scale_factor=1.7, mode="nearest-exact"), dict(size=(3, 4), mode="nearest-exact"),
+               dict(size=(3, 4), mode="area"), dict(size=(7, 9), mode="bicubic"),
+               dict(size=(2, 7), mode="bicubic", align_corners=True), dict(size=(2, 3), mode="bilinear", antialias=True),
+               dict(scale_factor=0.6, mode="bicubic", antialias=True)):
+        both(TF.interpolate, F.interpolate, x, **kw)
+    both(TF.interpolate, F.interpolate, rn(1, 2, 3, 4, 2).astype(dtype), size=(4, 3, 3), mode="trilinear")
     x3 = rn(2, 3, 8).astype(dtype)
     for kw in (dict(size=5, mode="linear", align_corners=False), dict(scale_factor=2, mode="nearest"),
                dict(size=11, mode="linear", align_corners=True)):
