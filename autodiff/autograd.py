@@ -22,12 +22,18 @@ gradients into buffers it owns, in place. Un-broadcasting and dtype restoration 
 from __future__ import annotations
 
 import functools
+import operator
 import threading
 import weakref
 
 from . import backends
 
 _by_array_type = backends._by_array_type
+# C-level getters for Function.apply's per-input loops (a comprehension costs a Python frame in 3.11)
+_get_data = operator.attrgetter("data")
+_get_meta = operator.attrgetter("shape", "dtype")
+_get_vc = operator.attrgetter("_vc")
+_first = operator.itemgetter(0)
 
 
 # ----------------------------------------------------------------------------- grad mode
@@ -153,7 +159,7 @@ class Function:
             ctx.backend = backend = _by_array_type[t0]
             out_arr = cls.forward(ctx, a0, **params) if params else cls.forward(ctx, a0)
         else:
-            arrays = [t.data for t in inputs]
+            arrays = list(map(_get_data, inputs))  # map with C getters: no Python frame per comprehension
             t0 = type(arrays[0])
             for a in arrays:
                 if type(a) is not t0:
@@ -186,12 +192,12 @@ class Function:
                 i += 1
             if edges is not None:
                 ctx.edges = edges
-                ctx.in_meta = [(a.shape, a.dtype) for a in arrays]
+                ctx.in_meta = list(map(_get_meta, arrays))  # (shape, dtype) per input
                 si = cls.save_inputs
                 if si:
-                    saved = inputs if si is True else [inputs[i] for i in si]
+                    saved = inputs if si is True else tuple(map(inputs.__getitem__, si))
                     ctx.saved = saved
-                    ctx.saved_versions = [t._vc[0] for t in saved]
+                    ctx.saved_versions = tuple(map(_first, map(_get_vc, saved)))
                 if cls.save_output:
                     ctx.out_data = out_arr
                     ctx.out_vc = out._vc
@@ -378,7 +384,7 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
     leaves: dict = {}   # leaf tensor -> accumulated grad (dict keeps first-seen order)
     nodes = []
     for r, g in zip(roots, root_grads):
-        if not r.requires_grad:
+        if not r._rg:
             raise RuntimeError(f"backward: element of shape {tuple(r.shape)} does not require grad and has "
                                "no grad_fn")
         if r.grad_fn is None:
@@ -386,15 +392,17 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
         else:
             _accumulate(grads, r.grad_fn, g)
             nodes.append(r.grad_fn)
+    nodes = list(dict.fromkeys(nodes))
 
     # Count, for every node and every leaf, how many edges from nodes in this graph point to it:
     # a node runs once all its consumers have run, and a leaf's gradient is final (its hooks run
     # and .grad is stored at once, so e.g. DDP can start reducing it while backward goes on) once
-    # its count reaches zero.
+    # its count reaches zero. A node is pushed when first counted; only roots can be reached
+    # before being counted, so they alone need a "seen" check.
     deps: dict = {}
     ldeps: dict = {}
-    stack = list(dict.fromkeys(nodes))
-    seen = set(stack)
+    stack = nodes[:]
+    roots = nodes if len(nodes) < 8 else set(nodes)  # usually one root: a list is cheaper than a set
     Fn = Function
     while stack:
         edges = stack.pop().edges
@@ -407,14 +415,12 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
                 n = deps.get(e)
                 if n is None:
                     deps[e] = 1
-                    if e not in seen:
-                        seen.add(e)
+                    if e not in roots:
                         stack.append(e)
                 else:
                     deps[e] = n + 1
             else:
                 ldeps[e] = ldeps.get(e, 0) + 1
-    del seen
     handed_out = set()  # ids of arrays (or their bases) already stored as some leaf's .grad
 
     def finish(leaf, g):
@@ -467,7 +473,7 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
     raw = not create_graph
     free = not retain_graph
     anomaly = _anomaly_hook
-    ready = [n for n in dict.fromkeys(nodes) if n not in deps]
+    ready = [n for n in nodes if n not in deps]
     prev_mode = _mode.enabled
     _mode.enabled = create_graph
     _depth[0] += 1
@@ -477,56 +483,45 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
             edges = node.edges
             g = grads.pop(node, None)
             if g is None:  # no gradient reached this node: just release what it points to
-                for e in edges:
-                    if e is None:
-                        continue
-                    if isinstance(e, Fn):
-                        left = deps[e] - 1
-                        deps[e] = left
-                        if not left:
-                            ready.append(e)
-                    else:
-                        left = ldeps[e] - 1
-                        ldeps[e] = left
-                        if not left and eager and e in leaves:
-                            finish(e, leaves.pop(e))
-                continue
-            if g.__class__ is list:
-                g = _raw_tensor(g[0], g[0])
-            hooks = node.hooks
-            if hooks:  # tensor hooks of the node's output, and retain_grad (a _RetainGrad entry)
-                for h in hooks:
-                    if h.__class__ is _RetainGrad:
-                        t = h.ref()
-                        if t is not None and inputs is None:
-                            t.grad = g if t.grad is None else t.grad + g
-                        continue
-                    r = h(g)
-                    if r is not None:
-                        g = r
-            if capture is not None and node in capture:
-                capture[node] = g
-            gin = node.backward(node, g)
-            if gin.__class__ is not tuple:
-                gin = (gin,)
-            if anomaly is not None:
-                anomaly(node, gin)
-            if free:  # saved values go now; backward through them again raises (see saved_tensors)
-                node.saved = None
-                if node.save_output:
-                    node.out_data = None
-                node.freed = True
-            meta = node.in_meta
-            ngin = len(gin)
-            i = -1
-            for e in edges:
-                i += 1
+                gin = ()
+            else:
+                if g.__class__ is list:
+                    g = _raw_tensor(g[0], g[0])
+                hooks = node.hooks
+                if hooks:  # tensor hooks of the node's output, and retain_grad (a _RetainGrad entry)
+                    for h in hooks:
+                        if h.__class__ is _RetainGrad:
+                            t = h.ref()
+                            if t is not None and inputs is None:
+                                t.grad = g if t.grad is None else t.grad + g
+                            continue
+                        r = h(g)
+                        if r is not None:
+                            g = r
+                if capture is not None and node in capture:
+                    capture[node] = g
+                gin = node.backward(node, g)
+                if gin.__class__ is not tuple:
+                    gin = (gin,)
+                if anomaly is not None:
+                    anomaly(node, gin)
+                if free:  # saved values go now; backward through them again raises (see saved_tensors)
+                    node.saved = None
+                    if node.save_output:
+                        node.out_data = None
+                    node.freed = True
+            if len(gin) != len(edges):  # backward may return fewer grads than inputs (trailing Nones)
+                gin = (tuple(gin) + (None,) * len(edges))[:len(edges)]
+            # One pass over (edge, gradient, (input shape, dtype)): undo broadcasting and dtype
+            # promotion, sum into the target's slot, and release the target when this was its last
+            # consumer.
+            for e, gi, meta in zip(edges, gin, node.in_meta):
                 if e is None:
                     continue
-                gi = gin[i] if i < ngin else None
+                is_node = isinstance(e, Fn)
                 if gi is not None:
-                    shape, dtype = meta[i]
                     d = gi.data
+                    shape, dtype = meta
                     if d.shape != shape:
                         if raw:
                             gi = _raw_tensor(_sum_to_shape_raw(d, shape), d)
@@ -535,7 +530,6 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
                         d = gi.data
                     if d.dtype != dtype:
                         gi = _raw_tensor(d.astype(dtype), d) if raw else gi.to(dtype)
-                    is_node = isinstance(e, Fn)
                     table = grads if is_node else leaves
                     old = table.get(e)
                     if old is None:
@@ -549,8 +543,6 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
                         if type(acc) is not type(d):
                             acc = _by_array_type[type(d)].xp.asarray(acc)
                         table[e] = [acc]
-                else:
-                    is_node = isinstance(e, Fn)
                 if is_node:
                     left = deps[e] - 1
                     deps[e] = left
@@ -629,6 +621,14 @@ def _as_grad_list(outputs, grad_outputs, opname):
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
     """Accumulate d(tensors)/d(leaves) into each leaf's `.grad` (PyTorch's `torch.autograd.backward`)."""
+    if grad_tensors is None and tensors.__class__ is _Tensor and tensors.grad_fn is not None:
+        # fast path for the usual `loss.backward()`: one scalar root, implicit gradient of ones
+        d = tensors.data
+        if d.size == 1:
+            g = _new_tensor(_by_array_type[type(d)].xp.ones(d.shape, dtype=d.dtype))
+            _run_backward((tensors,), (g,), create_graph if retain_graph is None else retain_graph,
+                          create_graph)
+            return
     outputs, gs = _as_grad_list(tensors, grad_tensors, "backward")
     if retain_graph is None:
         retain_graph = create_graph

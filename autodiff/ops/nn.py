@@ -192,7 +192,7 @@ class SoftmaxCrossEntropy(Function):
         loss, probs = ctx.backend.softmax_cross_entropy(z, target)
         ctx.probs = probs
         if reduction == "mean":
-            return loss.mean()
+            return loss.sum() / loss.shape[0]  # what ndarray.mean computes, without its Python wrapper
         if reduction == "sum":
             return loss.sum()
         return loss
@@ -203,8 +203,10 @@ class SoftmaxCrossEntropy(Function):
         red = ctx.reduction
         if _raw():
             gd = g.data
-            if red != "none":
-                gd = ctx.backend.xp.broadcast_to(gd * (1.0 / n) if red == "mean" else gd, (n,)).astype(gd.dtype)
+            if red != "none":  # the (n,) row gradients, filled (broadcast_to is a slow Python wrapper)
+                rows = ctx.backend.xp.empty((n,), dtype=gd.dtype)
+                rows[...] = gd * (1.0 / n) if red == "mean" else gd
+                gd = rows
             return _w(ctx.backend.softmax_cross_entropy_backward(ctx.probs, ctx.target, gd))
         (z,) = ctx.saved_tensors
         xp = ctx.backend.xp
