@@ -817,3 +817,201 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     if dropout_p > 0.0:
         attn = dropout(attn, dropout_p, True)
     return attn.matmul(value)
+
+
+# ============================================================================ more activations
+def threshold(input, threshold, value, inplace=False):
+    """input where input > threshold, else value."""
+    return _maybe_inplace(input, E.where(input > threshold, input, value), inplace)
+
+
+def threshold_(input, threshold, value):
+    return globals()["threshold"](input, threshold, value, inplace=True)
+
+
+def hardshrink(input, lambd=0.5):
+    """input where |input| > lambd, else 0."""
+    return E.where(E.abs(input) > lambd, input, 0.0)
+
+
+def softshrink(input, lambd=0.5):
+    """input - lambd above lambd, input + lambd below -lambd, 0 between."""
+    if lambd < 0:
+        raise RuntimeError(f"softshrink: lambda must be greater or equal to 0, but found to be {lambd}")
+    return E.where(input > lambd, input - lambd, E.where(input < -lambd, input + lambd, 0.0))
+
+
+def tanhshrink(input):
+    return input - E.tanh(input)
+
+
+def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False):
+    """Randomized leaky ReLU: negative inputs times a slope drawn from U(lower, upper) per element while
+    training; the fixed slope (lower + upper) / 2 otherwise."""
+    if not training:
+        return leaky_relu(input, (lower + upper) / 2, inplace)
+    a = autodiff.rand(*input.shape, dtype=input.dtype, device=input.device).data * (upper - lower) + lower
+    xp = _xp(input)
+    slope = xp.where(input.data >= 0, xp.ones((), dtype=a.dtype), a).astype(input.dtype)
+    return _maybe_inplace(input, E.mul_const(input, slope), inplace)
+
+
+def gumbel_softmax(logits, tau=1.0, hard=False, eps=1e-10, dim=-1):
+    """softmax((logits + Gumbel noise) / tau); hard=True returns the one-hot argmax in the forward and the
+    soft sample's gradient (straight-through), as PyTorch."""
+    u = autodiff.rand(*logits.shape, dtype=logits.dtype, device=logits.device).data
+    xp = _xp(logits)
+    g = -xp.log(-xp.log(xp.clip(u, 1e-38, None)) + 0)  # Exp(1) samples = -log(U); gumbels = -log(Exp(1))
+    y = softmax((logits + _new_tensor(g.astype(logits.dtype))) / tau, dim)
+    if not hard:
+        return y
+    idx = y.data.argmax(axis=dim)
+    d = dim % y.ndim
+    onehot = (xp.expand_dims(idx, d) == xp.arange(y.shape[d]).reshape((-1,) + (1,) * (y.ndim - d - 1)))
+    return y - y.detach() + _new_tensor(onehot.astype(y.dtype))
+
+
+# ============================================================================ distances and more losses
+def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
+    """|| x1 - x2 + eps ||_p over the last dimension, as PyTorch."""
+    d = x1 - x2 + eps
+    if p == float("inf"):
+        return E.abs(d).amax(-1, keepdim=keepdim)
+    if p == 0:
+        return (d != 0).to(d.dtype).sum(-1, keepdim=keepdim)
+    return ((E.abs(d) ** p).sum(-1, keepdim=keepdim)) ** (1.0 / p)
+
+
+def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, swap=False, size_average=None,
+                        reduce=None, reduction="mean"):
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction(reduction, "triplet_margin_loss")
+    if not (anchor.ndim == positive.ndim == negative.ndim):
+        raise RuntimeError(f"triplet_margin_loss: anchor {tuple(anchor.shape)}, positive {tuple(positive.shape)} "
+                           f"and negative {tuple(negative.shape)} must have the same number of dimensions")
+    d_ap = pairwise_distance(anchor, positive, p, eps)
+    d_an = pairwise_distance(anchor, negative, p, eps)
+    if swap:
+        d_an = autodiff.minimum(d_an, pairwise_distance(positive, negative, p, eps))
+    return _reduce(E.clamp(margin + d_ap - d_an, min=0.0), reduction, "triplet_margin_loss")
+
+
+def hinge_embedding_loss(input, target, margin=1.0, size_average=None, reduce=None, reduction="mean"):
+    """input where target == 1, max(0, margin - input) where target == -1 (summed where neither)."""
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction(reduction, "hinge_embedding_loss")
+    if not isinstance(target, Tensor):
+        target = autodiff.as_tensor(target, device=input.device)
+    z = autodiff.zeros_like(input)
+    loss = E.where(target != 1, E.clamp(margin - input, min=0.0), z) + E.where(target != -1, input, z)
+    return _reduce(loss, reduction, "hinge_embedding_loss")
+
+
+def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=None, reduce=None,
+                      reduction="mean"):
+    """sum over i != y of max(0, margin - x[y] + x[i])^p (times weight[y]) / C, per sample."""
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction(reduction, "multi_margin_loss")
+    if p not in (1, 2):
+        raise ValueError(f"multi_margin_loss: only p == 1 and p == 2 supported, got {p}")
+    x = input if input.ndim == 2 else input.reshape(1, -1)
+    n, c = x.shape
+    t = target.reshape(-1)
+    if tuple(t.shape) != (n,):
+        raise ValueError(f"multi_margin_loss: target of shape {tuple(target.shape)} does not match input "
+                         f"{tuple(input.shape)}")
+    xy = Gather.apply(x, index=t.data.reshape(n, 1).astype(np.int64), axis=1)  # (n, 1)
+    m = E.clamp(margin - xy + x, min=0.0)
+    if p == 2:
+        m = m * m
+    if weight is not None:
+        m = m * weight.reshape(-1)[t].reshape(n, 1)
+    xp = _xp(input)
+    not_y = (xp.arange(c).reshape(1, c) != t.data.reshape(n, 1)).astype(input.dtype)
+    loss = E.mul_const(m, not_y).sum(1) / c
+    if input.ndim < 2:
+        loss = loss.reshape(())
+    return _reduce(loss, reduction, "multi_margin_loss")
+
+
+def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
+    """-(y log sigmoid(x) + (1 - y) log sigmoid(-x)), averaged over classes, then reduced over samples."""
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction(reduction, "multilabel_soft_margin_loss")
+    target = _check_same_shape(input, target, "multilabel_soft_margin_loss")
+    loss = -(target * logsigmoid(input) + (1 - target) * logsigmoid(-input))
+    if weight is not None:
+        loss = loss * weight
+    loss = loss.sum(-1) / input.shape[-1]
+    return _reduce(loss, reduction, "multilabel_soft_margin_loss")
+
+
+# ============================================================================ shuffles, pooling, normalisation
+def pixel_unshuffle(input, downscale_factor):
+    """(N, C, H r, W r) -> (N, C r^2, H, W), the inverse of pixel_shuffle."""
+    r = downscale_factor
+    *lead, c, hr, wr = input.shape
+    if hr % r or wr % r:
+        raise RuntimeError(f"pixel_unshuffle: height {hr} and width {wr} must be divisible by {r}")
+    h, w = hr // r, wr // r
+    x = input.reshape(-1, c, h, r, w, r).permute(0, 1, 3, 5, 2, 4)
+    return x.reshape(*lead, c * r * r, h, w)
+
+
+def channel_shuffle(input, groups):
+    n, c = input.shape[:2]
+    if c % groups:
+        raise RuntimeError(f"channel_shuffle: number of channels ({c}) must be divisible by groups ({groups})")
+    rest = tuple(input.shape[2:])
+    return input.reshape(n, groups, c // groups, *rest).transpose(1, 2).reshape(n, c, *rest)
+
+
+def native_channel_shuffle(input, groups):
+    return channel_shuffle(input, groups)
+
+
+def dropout3d(input, p=0.5, training=True, inplace=False):
+    return _feature_dropout(input, p, training, inplace, "dropout3d", 3)
+
+
+def feature_alpha_dropout(input, p=0.5, training=False, inplace=False):
+    """Alpha dropout that drops whole channels (one draw per (N, C))."""
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"feature_alpha_dropout: dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    alpha = -1.7580993408473766
+    shape = tuple(input.shape[:2]) + (1,) * (input.ndim - 2)
+    keep = (autodiff.rand(*shape, dtype=input.dtype, device=input.device).data >= p).astype(input.dtype)
+    a = (1 - p + alpha ** 2 * p * (1 - p)) ** -0.5 if p < 1 else 0.0
+    b = -a * alpha * p
+    out = E.mul_const(input, keep * a) + _new_tensor((1 - keep) * (a * alpha) + b)
+    return _maybe_inplace(input, out, inplace)
+
+
+def adaptive_max_pool1d(input, output_size, return_indices=False):
+    os_ = output_size[0] if isinstance(output_size, (tuple, list)) else output_size
+    r = adaptive_max_pool2d(input.unsqueeze(-2), (1, os_), return_indices)
+    if return_indices:
+        return r[0].squeeze(-2), _new_tensor(r[1].data.squeeze(-2))
+    return r.squeeze(-2)
+
+
+def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
+    """input / (k + alpha / size * sum of squares over `size` neighbouring channels)^beta (zero padded), as
+    PyTorch."""
+    if input.ndim < 3:
+        raise ValueError(f"local_response_norm: expected 3D or higher dimensional input, got shape "
+                         f"{tuple(input.shape)}")
+    if input.shape[1] == 0:
+        return input
+    c = input.shape[1]
+    sq = input * input
+    padded = sq.movedim(1, -1)
+    padded = pad(padded, (size // 2, (size - 1) // 2))
+    acc = None
+    for j in range(size):
+        part = padded.narrow(-1, j, c)
+        acc = part if acc is None else acc + part
+    div = (acc.movedim(-1, 1) * (alpha / size) + k) ** beta
+    return input / div

@@ -15,9 +15,15 @@ from .pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool2d, A
                       MaxPool2d, MaxUnpool2d)
 
 __all__ = [n for n in dir() if not n.startswith("_")]
-from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell
+from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from .upsampling import (ConstantPad1d, ConstantPad2d, PixelShuffle, ReflectionPad2d, ReplicationPad2d, Upsample,
                          ZeroPad2d)
+from .extra import (AdaptiveMaxPool1d, ChannelShuffle, CircularPad1d, CircularPad2d, ConstantPad3d, CosineSimilarity,
+                    Dropout3d, FeatureAlphaDropout, Fold, Hardshrink, HingeEmbeddingLoss, InstanceNorm1d,
+                    InstanceNorm3d, LocalResponseNorm, MultiLabelSoftMarginLoss, MultiMarginLoss, PairwiseDistance,
+                    PixelUnshuffle, ReflectionPad1d, ReplicationPad1d, RReLU, Softmax2d, Softshrink, Tanhshrink,
+                    Threshold, TripletMarginLoss, Unfold, UpsamplingBilinear2d, UpsamplingNearest2d, ZeroPad1d,
+                    ZeroPad3d)
 from .transformer import (MultiheadAttention, NonDynamicallyQuantizableLinear, TransformerEncoder,
                           TransformerEncoderLayer)
 

@@ -177,7 +177,7 @@ class InstanceNorm2d(Module):
             self.register_buffer("num_batches_tracked", None)
 
     def forward(self, input):
-        unbatched = input.ndim == 3
+        unbatched = input.ndim == getattr(self, "_nd", 2) + 1
         x = input.unsqueeze(0) if unbatched else input
         out = F.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                               self.training or not self.track_running_stats, self.momentum, self.eps)

@@ -248,6 +248,9 @@ class _CellBase(Module):
         return autodiff.zeros(*shape, dtype=x.dtype, device=x.device)
 
 
+RNNCellBase = _CellBase  # PyTorch's public name of the cells' base class
+
+
 class RNNCell(_CellBase):
     def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", device=None, dtype=None):
         super().__init__(input_size, hidden_size, bias, device, dtype)

@@ -939,3 +939,115 @@ def test_optimizer_api_matches_torch():
     assert all("initial_lr" in g for g in opt.param_groups)
     ts = torch.optim.lr_scheduler.StepLR(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1), 2)
     assert set(ts.state_dict()) <= set(s.state_dict()), set(ts.state_dict()) - set(s.state_dict())
+
+
+# ------------------------------------------------------------------------ more layers, distances, losses
+EXTRA_CASES = [
+    ("Threshold", (0.1, 20.0), {}, [(3, 4)]),
+    ("Hardshrink", (0.7,), {}, [(3, 4)]),
+    ("Softshrink", (), {}, [(3, 4)]),
+    ("Tanhshrink", (), {}, [(3, 4)]),
+    ("Softmax2d", (), {}, [(2, 3, 4, 2)]),
+    ("Softmax2d", (), {}, [(3, 4, 2)]),
+    ("CosineSimilarity", (), dict(dim=-1), [(3, 4), (3, 4)]),
+    ("PairwiseDistance", (), {}, [(3, 4), (3, 4)]),
+    ("PairwiseDistance", (), dict(p=1.0, keepdim=True), [(3, 4), (3, 4)]),
+    ("PairwiseDistance", (), dict(p=3.0, eps=0.1), [(3, 4), (1, 4)]),
+    ("PixelUnshuffle", (2,), {}, [(2, 3, 4, 6)]),
+    ("ChannelShuffle", (2,), {}, [(2, 6, 2, 3)]),
+    ("Unfold", ((2, 3),), dict(padding=1, stride=2), [(2, 3, 5, 6)]),
+    ("Fold", ((4, 5), (2, 2)), dict(stride=1), [(2, 12, 12)]),
+    ("UpsamplingNearest2d", (), dict(scale_factor=2), [(1, 2, 3, 4)]),
+    ("UpsamplingBilinear2d", (), dict(size=(5, 7)), [(1, 2, 3, 4)]),
+    ("ZeroPad1d", ((1, 2),), {}, [(2, 3, 4)]),
+    ("ReflectionPad1d", (2,), {}, [(2, 3, 4)]),
+    ("ReplicationPad1d", ((3, 1),), {}, [(2, 3, 4)]),
+    ("CircularPad1d", (1,), {}, [(2, 3, 4)]),
+    ("CircularPad2d", ((1, 2, 0, 1),), {}, [(2, 3, 4, 4)]),
+    ("ConstantPad3d", (1, 0.5), {}, [(1, 2, 2, 3, 2)]),
+    ("AdaptiveMaxPool1d", (3,), {}, [(2, 3, 7)]),
+    ("InstanceNorm1d", (3,), dict(affine=True), [(2, 3, 6)]),
+    ("InstanceNorm1d", (3,), {}, [(3, 6)]),
+    ("InstanceNorm3d", (2,), dict(affine=True, track_running_stats=True), [(2, 2, 3, 2, 3)]),
+    ("LocalResponseNorm", (3,), {}, [(2, 5, 3, 2)]),
+    ("LocalResponseNorm", (2,), dict(alpha=0.1, beta=0.5, k=2.0), [(2, 4, 5)]),
+    ("RReLU", (0.1, 0.3), {}, [(3, 4)]),
+]
+
+
+@pytest.mark.parametrize("case", EXTRA_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(EXTRA_CASES)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_more_layers_match_torch(case, dtype):
+    name, args, kw, shapes = case
+    tm, om = _pair(name, *args, **kw)
+    compare_module(tm, om, [rn(*s) for s in shapes], dtype, train=name != "RReLU")
+    assert str(om) == str(tm)
+
+
+EXTRA_LOSSES = [
+    ("TripletMarginLoss", dict(margin=0.5), lambda: [rn(4, 3), rn(4, 3), rn(4, 3)], (0, 1, 2)),
+    ("TripletMarginLoss", dict(p=1.0, swap=True), lambda: [rn(4, 3), rn(4, 3), rn(4, 3)], (0, 1, 2)),
+    ("HingeEmbeddingLoss", dict(margin=0.8), lambda: [rn(3, 4), np.sign(rn(3, 4))], (0,)),
+    ("MultiMarginLoss", {}, lambda: [rn(5, 4), R.integers(0, 4, 5)], (0,)),
+    ("MultiMarginLoss", dict(p=2, margin=0.7, weight=R.uniform(0.5, 2, 4)), lambda: [rn(5, 4), R.integers(0, 4, 5)],
+     (0,)),
+    ("MultiLabelSoftMarginLoss", {}, lambda: [rn(3, 4), (rn(3, 4) > 0).astype(float)], (0,)),
+    ("MultiLabelSoftMarginLoss", dict(weight=R.uniform(0.5, 2, 4)), lambda: [rn(3, 4), _probs(3, 4)], (0, 1)),
+]
+
+
+@pytest.mark.parametrize("case", EXTRA_LOSSES, ids=[f"{c[0]}-{i}" for i, c in enumerate(EXTRA_LOSSES)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_more_losses_match_torch(case, dtype):
+    name, kw, make, gi = case
+    inputs = make()
+    for red in REDS:
+        _loss_compare(name, dict(kw, reduction=red), inputs, dtype, grad_inputs=gi)
+
+
+def test_random_layers_statistics():
+    autodiff.manual_seed(0)
+    x = autodiff.tensor(-np.ones((100, 100)), requires_grad=True)
+    m = nn.RReLU(0.1, 0.3)
+    y = _np(m(x))
+    assert -0.3 <= y.min() and y.max() <= -0.1 and abs(y.mean() + 0.2) < 0.01
+    m.eval()
+    np.testing.assert_allclose(_np(m(x)), -0.2 * np.ones((100, 100)))
+    g = F.gumbel_softmax(autodiff.tensor(np.log([[0.7, 0.2, 0.1]] * 4000)), tau=0.5, hard=True)
+    gn = _np(g)
+    assert set(np.unique(gn)) <= {0.0, 1.0} and np.all(gn.sum(1) == 1)
+    np.testing.assert_allclose(gn.mean(0), [0.7, 0.2, 0.1], atol=0.03)
+    d3 = _np(nn.Dropout3d(0.5)(autodiff.tensor(np.ones((4, 8, 2, 2, 2)))))
+    per = d3.reshape(4, 8, -1)
+    assert np.all((per == 0).all(-1) | (per == 2.0).all(-1))
+    assert str(nn.Dropout3d(0.2)) == str(tnn.Dropout3d(0.2))
+
+
+def test_new_functionals_gradcheck():
+    from autodiff import gradcheck
+
+    def t(*s):
+        return autodiff.tensor(rn(*s), requires_grad=True)
+    tg = autodiff.tensor(R.integers(0, 4, 3))
+    pt = autodiff.tensor(_probs(3, 4))
+    st = autodiff.tensor(np.sign(rn(3, 4)))
+    cases = [
+        (lambda x: F.threshold(x, 0.1, 2.0), (t(3, 4),)),
+        (lambda x: F.hardshrink(x, 0.3), (t(3, 4),)),
+        (lambda x: F.softshrink(x, 0.3), (t(3, 4),)),
+        (F.tanhshrink, (t(3, 4),)),
+        (lambda a, b: F.pairwise_distance(a, b, 3.0), (t(3, 4), t(3, 4))),
+        (lambda a, b, c: F.triplet_margin_loss(a, b, c, margin=2.0, swap=True), (t(3, 4), t(3, 4), t(3, 4))),
+        (lambda x: F.multi_margin_loss(x, tg, p=2, margin=2.0), (t(3, 4),)),
+        (lambda x: F.multilabel_soft_margin_loss(x, pt), (t(3, 4),)),
+        (lambda x: F.hinge_embedding_loss(x, st, margin=3.0), (t(3, 4),)),
+        (lambda x: F.local_response_norm(x, 3, alpha=0.5), (t(2, 4, 3),)),
+        (lambda x: F.pixel_unshuffle(x, 2), (t(1, 2, 4, 4),)),
+        (lambda x: F.channel_shuffle(x, 2), (t(1, 4, 2),)),
+        (lambda x: F.interpolate(x, size=(5, 3), mode="bicubic"), (t(1, 2, 3, 4),)),
+        (lambda x: F.interpolate(x, size=(2, 3), mode="area"), (t(1, 2, 5, 4),)),
+        (lambda x: F.interpolate(x, size=(3, 2, 4), mode="trilinear", align_corners=True), (t(1, 1, 2, 3, 2),)),
+        (lambda x: F.max_unpool2d(*F.max_pool2d(x, 2, return_indices=True), 2), (t(1, 2, 4, 4),)),
+    ]
+    for fn, args in cases:
+        assert gradcheck(fn, args), fn
