@@ -27,6 +27,16 @@ from .ops.linalg import bmm, dot, einsum, inner, matmul, mm, mv, outer
 from .ops.indexing import gather, index_select, masked_fill, scatter_add, take_along_dim, tril, triu
 from .ops.reduction import argsort, sort, topk
 from .ops.elementwise import isclose
+from .ops.elementwise import (absolute, acos, addcdiv, addcmul, arctan2, asin, atan, atan2, clamp_max, clamp_min,
+                              cosh, divide, erfc, exp2, float_power, fmod, frac, greater, greater_equal, heaviside,
+                              hypot, isneginf, isposinf, lerp, less, less_equal, log2, log10, logaddexp, multiply,
+                              nan_to_num, negative, not_equal, signbit, sinh, subtract, tan, true_divide, xlogy)
+from .ops.reduction import count_nonzero, cumprod, median, nanmean, nansum
+from .ops.shape import (atleast_1d, atleast_2d, atleast_3d, broadcast_tensors, column_stack, diff, dstack, fliplr,
+                        flipud, hsplit, hstack, kron, moveaxis, repeat_interleave, roll, rot90, row_stack, select,
+                        swapdims, tensor_split, tensordot, vsplit, vstack)
+from .ops.indexing import (diag, diagonal, index_add, index_copy, index_fill, masked_select, scatter, take, trace)
+from .ops.nn import log_softmax, softmax  # noqa: E402  (torch.softmax / torch.log_softmax)
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .serialization import load, save
 from . import amp  # noqa: E402
@@ -40,3 +50,14 @@ __version__ = "0.1.0"
 
 def is_tensor(x):
     return isinstance(x, Tensor)
+
+
+def is_floating_point(x):
+    return x.is_floating_point()
+
+
+def numel(x):
+    return x.numel()
+
+
+int = int32  # noqa: A001  (torch.int is int32)

@@ -525,6 +525,88 @@ def _install_methods():
 
     T.masked_fill_ = masked_fill_
 
+    # more PyTorch-named methods
+    from .ops import reduction as R2
+    for name in ("trunc", "floor_divide", "true_divide", "fmod", "frac", "lerp", "addcmul", "addcdiv", "clamp_min",
+                 "clamp_max", "negative", "tan", "asin", "acos", "atan", "atan2", "sinh", "cosh", "log2", "log10",
+                 "exp2", "nan_to_num", "logaddexp", "xlogy", "hypot", "signbit", "logical_xor", "subtract",
+                 "multiply", "divide", "absolute", "erfc", "float_power", "heaviside", "arctan2", "greater",
+                 "greater_equal", "less", "less_equal", "not_equal"):
+        setattr(T, name, getattr(E, name))
+    for name in ("cumprod", "median", "count_nonzero", "nansum", "nanmean", "var_mean", "std_mean"):
+        setattr(T, name, getattr(R2, name))
+    for name in ("roll", "rot90", "select", "repeat_interleave", "moveaxis", "swapdims", "tensor_split", "hsplit",
+                 "vsplit", "diff", "tensordot", "kron", "fliplr", "flipud"):
+        setattr(T, name, getattr(S, name))
+    for name in ("diag", "diagonal", "trace", "masked_select", "scatter", "index_add", "index_fill", "index_copy",
+                 "take"):
+        setattr(T, name, getattr(I, name))
+    T.where = lambda self, condition, other: E.where(condition, self, other)
+    T.nelement = T.numel
+    T.byte = lambda self: self.to(np.uint8)
+    T.char = lambda self: self.to(np.int8)
+    T.short = lambda self: self.to(np.int16)
+    T.mH = property(lambda self: _shape_ops.transpose(self, -2, -1))
+    T.H = property(lambda self: self.T)
+
+    def stride(self, dim=None):
+        """Strides in elements (of the backing array), as PyTorch."""
+        st = tuple(s // self.data.dtype.itemsize for s in self.data.strides)
+        return st if dim is None else st[_wrap_dim(dim, self.data.ndim, "stride")]
+
+    T.stride = stride
+
+    def _ip_fn(fn, name):
+        """An in-place method `x.name(*args)` computing x = fn(x, *args) with autograd."""
+        def method(self, *args, **kwargs):
+            def fast():
+                r = fn(autograd._new_tensor(self.data), *args, **kwargs).data
+                if r.dtype != self.data.dtype and not P._castable(r.dtype, self.data.dtype):
+                    raise RuntimeError(f"{name}: result type {r.dtype} can't be cast to the desired output type "
+                                       f"{self.data.dtype}")
+                self.data[...] = r
+            others = tuple(a for a in list(args) + list(kwargs.values()) if isinstance(a, Tensor))
+            return P.apply_inplace(self, lambda old: fn(old, *args, **kwargs), name, fast, others=others)
+        method.__name__ = name
+        return method
+
+    for name, fn in {
+        "abs_": E.abs, "neg_": E.neg, "negative_": E.neg, "exp_": E.exp, "log_": E.log, "sqrt_": E.sqrt,
+        "rsqrt_": E.rsqrt, "sigmoid_": E.sigmoid, "tanh_": E.tanh, "relu_": E.relu, "square_": E.square,
+        "floor_": E.floor, "ceil_": E.ceil, "round_": E.round, "trunc_": E.trunc, "frac_": E.frac,
+        "sign_": E.sign, "sin_": E.sin, "cos_": E.cos, "reciprocal_": E.reciprocal, "expm1_": E.expm1,
+        "log1p_": E.log1p, "clamp_min_": E.clamp_min, "clamp_max_": E.clamp_max, "clip_": E.clamp,
+        "fmod_": E.fmod, "remainder_": E.remainder, "lerp_": E.lerp, "addcmul_": E.addcmul,
+        "addcdiv_": E.addcdiv, "floor_divide_": E.floor_divide, "true_divide_": E.div, "erf_": E.erf,
+        "logical_not_": E.logical_not, "leaky_relu_": E.leaky_relu, "nan_to_num_": E.nan_to_num,
+        "scatter_": I.scatter, "scatter_add_": I.scatter_add, "index_add_": I.index_add,
+        "index_fill_": I.index_fill, "index_copy_": I.index_copy, "atan2_": E.atan2, "hypot_": E.hypot,
+        "tan_": E.tan, "sinh_": E.sinh, "cosh_": E.cosh, "log2_": E.log2, "log10_": E.log10,
+        "exp2_": E.exp2, "asin_": E.asin, "acos_": E.acos, "atan_": E.atan, "cumsum_": R.cumsum,
+        "cumprod_": R2.cumprod, "masked_scatter_": None,
+    }.items():
+        if fn is not None:
+            setattr(T, name, _ip_fn(fn, name))
+
+    def _random_(kind):
+        def method(self, a=None, b=None, *, generator=None):
+            from .ops import creation
+            if kind == "uniform":
+                lo, hi = (0.0 if a is None else a), (1.0 if b is None else b)
+                r = creation.rand(*self.shape, dtype=self.dtype, device=self.device)
+                val = E.add(E.mul(r, hi - lo), lo) if (lo, hi) != (0.0, 1.0) else r
+            else:
+                mean, std = (0.0 if a is None else a), (1.0 if b is None else b)
+                r = creation.randn(*self.shape, dtype=self.dtype, device=self.device)
+                val = E.add(E.mul(r, std), mean) if (mean, std) != (0.0, 1.0) else r
+            return P.apply_inplace(self, lambda old: E.add(E.mul_const(old, 0), val), kind + "_",
+                                   fast=lambda: self.data.__setitem__(Ellipsis, val.data))
+        method.__name__ = kind + "_"
+        return method
+
+    T.uniform_ = _random_("uniform")
+    T.normal_ = _random_("normal")
+
 
 def _const(like, v):
     from .autograd import _new_tensor

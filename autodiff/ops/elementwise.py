@@ -808,11 +808,13 @@ def clamp(x, min=None, max=None):
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must be given")
     if isinstance(min, Tensor) or isinstance(max, Tensor):
+        # As PyTorch: x gets the gradient where min <= x <= max (bounds included, no tie
+        # splitting), a bound where it is the one returned.
         out = x
         if min is not None:
-            out = maximum(out, min)
+            out = where(lt(out, min), min, out)
         if max is not None:
-            out = minimum(out, max)
+            out = where(gt(out, max), max, out)
         return out
     if x.data.dtype.kind in "iu" and any(isinstance(v, float) for v in (min, max)):
         from ..dtypes import default_float_dtype
@@ -1035,3 +1037,164 @@ def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
 
 def equal(a, b):
     return tuple(a.shape) == tuple(b.shape) and bool((a.data == b.data).all())
+
+
+# ----------------------------------------------------------------------------- more math (PyTorch names)
+Tan, tan = _unary("Tan", lambda xp, a: xp.tan(a),
+                  lambda ctx, g: mul(g, add(mul(ctx.output(), ctx.output()), 1.0)),
+                  lambda ctx, g: g * (ctx.output_data() * ctx.output_data() + 1.0), save_output=True)
+Asin, asin = _unary("Asin", lambda xp, a: xp.arcsin(a),
+                    lambda ctx, g: mul(g, rsqrt(rsub(mul(_x(ctx), _x(ctx)), 1.0))),
+                    lambda ctx, g: g / ctx.backend.xp.sqrt(1.0 - _xd(ctx) * _xd(ctx)), save_inputs=(0,))
+Acos, acos = _unary("Acos", lambda xp, a: xp.arccos(a),
+                    lambda ctx, g: neg(mul(g, rsqrt(rsub(mul(_x(ctx), _x(ctx)), 1.0)))),
+                    lambda ctx, g: -g / ctx.backend.xp.sqrt(1.0 - _xd(ctx) * _xd(ctx)), save_inputs=(0,))
+Atan, atan = _unary("Atan", lambda xp, a: xp.arctan(a),
+                    lambda ctx, g: div(g, add(mul(_x(ctx), _x(ctx)), 1.0)),
+                    lambda ctx, g: g / (_xd(ctx) * _xd(ctx) + 1.0), save_inputs=(0,))
+Sinh, sinh = _unary("Sinh", lambda xp, a: xp.sinh(a), lambda ctx, g: mul(g, cosh(_x(ctx))),
+                    lambda ctx, g: g * ctx.backend.xp.cosh(_xd(ctx)), save_inputs=(0,))
+Cosh, cosh = _unary("Cosh", lambda xp, a: xp.cosh(a), lambda ctx, g: mul(g, sinh(_x(ctx))),
+                    lambda ctx, g: g * ctx.backend.xp.sinh(_xd(ctx)), save_inputs=(0,))
+Log2, log2 = _unary("Log2", lambda xp, a: xp.log2(a), lambda ctx, g: div(g, mul(_x(ctx), math.log(2.0))),
+                    lambda ctx, g: g / (_xd(ctx) * math.log(2.0)), save_inputs=(0,))
+Log10, log10 = _unary("Log10", lambda xp, a: xp.log10(a), lambda ctx, g: div(g, mul(_x(ctx), math.log(10.0))),
+                      lambda ctx, g: g / (_xd(ctx) * math.log(10.0)), save_inputs=(0,))
+Exp2, exp2 = _unary("Exp2", lambda xp, a: xp.exp2(a), lambda ctx, g: mul(g, mul(ctx.output(), math.log(2.0))),
+                    lambda ctx, g: g * (ctx.output_data() * math.log(2.0)), save_output=True)
+
+absolute = abs
+negative = neg
+subtract = sub
+multiply = mul
+divide = div
+true_divide = div
+greater = gt
+greater_equal = ge
+less = lt
+less_equal = le
+not_equal = ne
+
+
+class Atan2(Function):
+    save_inputs = (0, 1)
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return ctx.backend.xp.arctan2(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        r = add(mul(a, a), mul(b, b))
+        return mul(g, div(b, r)), neg(mul(g, div(a, r)))
+
+
+def atan2(a, b):
+    """atan2(a, b) = angle of (b, a); integer inputs give the default float dtype, as PyTorch."""
+    a, b = _binary_operands(a, b, "atan2")
+    if a.data.dtype.kind not in "fc":
+        a, b = _float_input(a, "atan2"), _float_input(b, "atan2")
+    _check_broadcast("atan2", a, b)
+    return Atan2.apply(a, b)
+
+
+arctan2 = atan2
+
+
+def fmod(a, b):
+    """C-style remainder (sign of the dividend), as torch.fmod; gradient (1, -trunc(a / b))."""
+    a, b = _binary_operands(a, b, "fmod")
+    _check_broadcast("fmod", a, b)
+    xp = _xp_of(a)
+    if a.data.dtype.kind not in "fc":
+        return _new_tensor(xp.asarray(xp.fmod(a.data, b.data)))
+    return sub(a, mul(_new_tensor(xp.asarray(xp.trunc(a.data / b.data))), b))
+
+
+def frac(x):
+    """x - trunc(x) (gradient 1)."""
+    return sub(x, trunc(x))
+
+
+def lerp(start, end, weight):
+    """start + weight * (end - start)."""
+    return add(start, mul(weight, sub(end, start)))
+
+
+def addcmul(input, tensor1, tensor2, value=1):
+    return add(input, mul(mul(tensor1, tensor2), value))
+
+
+def addcdiv(input, tensor1, tensor2, value=1):
+    return add(input, mul(div(tensor1, tensor2), value))
+
+
+def clamp_min(x, min):
+    return clamp(x, min=min)
+
+
+def clamp_max(x, max):
+    return clamp(x, max=max)
+
+
+def hypot(a, b):
+    return sqrt(add(mul(a, a), mul(b, b)))
+
+
+def erfc(x):
+    return rsub(erf(x), 1.0)
+
+
+def xlogy(x, y):
+    """x * log(y), 0 where x == 0 (as torch.xlogy)."""
+    if not isinstance(x, Tensor):
+        x = _const_like(x, y, dtype=_float_input(y, "xlogy").data.dtype)
+    if not isinstance(y, Tensor):
+        y = _const_like(y, x, dtype=_float_input(x, "xlogy").data.dtype)
+    x, y = _float_input(x, "xlogy"), _float_input(y, "xlogy")
+    xp = _xp_of(x)
+    zero = _new_tensor(xp.asarray(x.data == 0))
+    safe_y = where(zero, 1.0, y)
+    return where(zero, 0.0, mul(x, log(safe_y)))
+
+
+def float_power(a, b):
+    """pow in float64, as torch.float_power."""
+    f64 = np.dtype(np.float64)
+    a = cast(a, f64) if isinstance(a, Tensor) else float(a)
+    b = cast(b, f64) if isinstance(b, Tensor) else float(b)
+    return pow(a, b)
+
+
+def logaddexp(a, b):
+    """log(exp(a) + exp(b)) without overflow."""
+    a, b = _binary_operands(a, b, "logaddexp")
+    a, b = _float_input(a, "logaddexp"), _float_input(b, "logaddexp")
+    _check_broadcast("logaddexp", a, b)
+    xp = _xp_of(a)
+    m = xp.maximum(a.data, b.data)
+    m = _new_tensor(xp.asarray(xp.where(xp.isfinite(m), m, 0)).astype(a.data.dtype))
+    return add(log(add(exp(sub(a, m)), exp(sub(b, m)))), m)
+
+
+def nan_to_num(x, nan=0.0, posinf=None, neginf=None):
+    """Replace nan / +inf / -inf (defaults: 0, the dtype's max, its min); the gradient flows where x
+    is finite, as PyTorch."""
+    xp = _xp_of(x)
+    if x.data.dtype.kind not in "fc":
+        return _new_tensor(x.data.copy())
+    fixed = xp.nan_to_num(x.data, nan=nan, posinf=posinf, neginf=neginf)
+    return where(_new_tensor(xp.asarray(xp.isfinite(x.data))), x, _new_tensor(xp.asarray(fixed)))
+
+
+signbit = _nodiff("signbit", lambda xp, a: xp.signbit(a))
+isposinf = _nodiff("isposinf", lambda xp, a: xp.isposinf(a) if a.dtype.kind == "f" else xp.zeros(a.shape, bool))
+isneginf = _nodiff("isneginf", lambda xp, a: xp.isneginf(a) if a.dtype.kind == "f" else xp.zeros(a.shape, bool))
+
+
+def heaviside(x, values):
+    """0 where x < 0, `values` where x == 0, 1 where x > 0 (not differentiable, as PyTorch)."""
+    xp = _xp_of(x)
+    v = values.data if isinstance(values, Tensor) else values
+    return _new_tensor(xp.asarray(xp.heaviside(x.data, v)).astype(x.data.dtype))

@@ -413,3 +413,161 @@ def tril(x, diagonal=0):
 def triu(x, diagonal=0):
     """Upper triangle of the last two dimensions (others zeroed), differentiable."""
     return _tri(x, diagonal, False, "triu")
+
+
+# ----------------------------------------------------------------------------- more indexing (PyTorch names)
+def _index_arg(index, opname):
+    idx = index.data if isinstance(index, Tensor) else np.asarray(index)
+    if idx.dtype.kind not in "iu":
+        raise RuntimeError(f"{opname}: index must be an integer tensor, got {idx.dtype}")
+    return idx
+
+
+def scatter(x, dim, index, src=None, value=None, reduce=None):
+    """out = x.clone(); out[... index ...] = src (or a scalar `value`) along `dim`, as torch.scatter.
+    Gradient: x gets g except at the written positions, src gets g gathered at `index`.
+    reduce='add' is scatter_add; 'multiply' is not supported."""
+    if src is None and value is None:
+        raise TypeError("scatter: give src or value")
+    if reduce is not None:
+        if reduce == "add":
+            if not isinstance(src, Tensor):
+                src = _full_like_index(x, index, src if src is not None else value)
+            return scatter_add(x, dim, index, src)
+        raise NotImplementedError(f"scatter: reduce={reduce!r} is not supported (only 'add')")
+    axis = _wrap_dim(dim, x.data.ndim, "scatter")
+    idx = _index_arg(index, "scatter")
+    if idx.ndim != x.data.ndim:
+        raise RuntimeError(f"scatter: index of shape {tuple(idx.shape)} must have as many dimensions as the input "
+                           f"{tuple(x.shape)}")
+    if idx.size and type(idx) is np.ndarray:
+        n = x.data.shape[axis]
+        if int(idx.min()) < -n or int(idx.max()) >= n:
+            raise RuntimeError(f"scatter: index out of range for dimension {axis} of size {n}")
+    idx = _on_device(idx, x)
+    xp = _xp(x)
+    if src is None or not isinstance(src, Tensor):
+        v = _new_tensor(xp.full(idx.shape, src if src is not None else value, dtype=x.data.dtype))
+    else:
+        v = src
+        if tuple(v.data.shape) != tuple(idx.shape):
+            if any(i > s for i, s in zip(idx.shape, v.data.shape)):
+                raise RuntimeError(f"scatter: index {tuple(idx.shape)} is larger than src {tuple(v.shape)}")
+            v = getitem(v, tuple(slice(0, n) for n in idx.shape))
+        if v.data.dtype != x.data.dtype:
+            from .elementwise import cast
+            v = cast(v, x.data.dtype)
+    return SetItem.apply(x, v, key=_full_index(xp, idx, axis))
+
+
+def _full_like_index(x, index, value):
+    xp = _xp(x)
+    shape = index.data.shape if isinstance(index, Tensor) else np.asarray(index).shape
+    return _new_tensor(xp.full(shape, value, dtype=x.data.dtype))
+
+
+def index_add(x, dim, index, source, alpha=1):
+    """out = x.clone(); out.index_add_(dim, index, source * alpha) — repeated indices accumulate."""
+    from .elementwise import add, mul
+    axis = _wrap_dim(dim, x.data.ndim, "index_add")
+    idx = _index_arg(index, "index_add")
+    if idx.ndim > 1:
+        raise IndexError(f"index_add: index must be 0-D or 1-D, got shape {tuple(idx.shape)}")
+    idx = idx.reshape(-1)
+    exp = tuple(x.data.shape[:axis]) + (idx.shape[0],) + tuple(x.data.shape[axis + 1:])
+    if tuple(source.data.shape) != exp and not (source.data.ndim == 0 and x.data.ndim == 0):
+        raise RuntimeError(f"index_add: source of shape {tuple(source.shape)} should have shape {exp} "
+                           f"(input {tuple(x.shape)}, dim {axis}, {idx.shape[0]} indices)")
+    if idx.size and type(idx) is np.ndarray:
+        n = x.data.shape[axis]
+        if int(idx.min()) < -n or int(idx.max()) >= n:
+            raise IndexError(f"index_add: index out of range for dimension {axis} of size {n}")
+    if alpha != 1:
+        source = mul(source, alpha)
+    if source.data.dtype != x.data.dtype:
+        from .elementwise import cast
+        source = cast(source, x.data.dtype)
+    key = (slice(None),) * axis + (_on_device(idx, x),)
+    return add(x, IndexPut.apply(source, key=key, shape=x.data.shape, accumulate=True))
+
+
+def index_fill(x, dim, index, value):
+    """out = x.clone(); out[..., index, ...] = value along `dim`."""
+    axis = _wrap_dim(dim, x.data.ndim, "index_fill")
+    idx = _index_arg(index, "index_fill").reshape(-1)
+    v = value if isinstance(value, Tensor) else _new_tensor(_xp(x).asarray(value, dtype=x.data.dtype))
+    if v.data.dtype != x.data.dtype:
+        from .elementwise import cast
+        v = cast(v, x.data.dtype)
+    key, _ = _normalize_key(x, (slice(None),) * axis + (idx,))
+    return SetItem.apply(x, v, key=key)
+
+
+def index_copy(x, dim, index, source):
+    """out = x.clone(); out[..., index, ...] = source along `dim`."""
+    axis = _wrap_dim(dim, x.data.ndim, "index_copy")
+    idx = _index_arg(index, "index_copy").reshape(-1)
+    if source.data.dtype != x.data.dtype:
+        from .elementwise import cast
+        source = cast(source, x.data.dtype)
+    key, _ = _normalize_key(x, (slice(None),) * axis + (idx,))
+    return SetItem.apply(x, source, key=key)
+
+
+def take(x, index):
+    """x.flatten()[index] (the result has index's shape)."""
+    return getitem(x.reshape(-1), index)
+
+
+def masked_select(x, mask):
+    """The elements of x where the (broadcast) bool mask is True, as a 1-D tensor."""
+    m = mask if isinstance(mask, Tensor) else Tensor(np.asarray(mask))
+    if m.data.dtype != np.bool_:
+        raise RuntimeError(f"masked_select: mask must be a bool tensor, got {m.data.dtype}")
+    try:
+        shape = np.broadcast_shapes(tuple(x.data.shape), tuple(m.data.shape))
+    except ValueError:
+        raise RuntimeError(f"masked_select: mask of shape {tuple(m.shape)} does not broadcast with input "
+                           f"{tuple(x.shape)}") from None
+    from .reduction import broadcast_to
+    if tuple(x.data.shape) != shape:
+        x = broadcast_to(x, shape)
+    md = _xp(x).broadcast_to(_on_device(m.data, x), shape)
+    return getitem(x, md)
+
+
+def diagonal(x, offset=0, dim1=0, dim2=1):
+    """The diagonal of the (dim1, dim2) planes, appended as the last dimension (as torch.diagonal)."""
+    from .shape import movedim
+    nd = x.data.ndim
+    d1, d2 = _wrap_dim(dim1, nd, "diagonal"), _wrap_dim(dim2, nd, "diagonal")
+    if d1 == d2:
+        raise RuntimeError(f"diagonal: dim1 and dim2 cannot be identical ({dim1}, {dim2})")
+    y = movedim(x, (d1, d2), (-2, -1))
+    n, m = y.data.shape[-2:]
+    r0, c0 = (0, offset) if offset >= 0 else (-offset, 0)
+    k = max(min(n - r0, m - c0), 0)
+    xp = _xp(x)
+    r, c = xp.arange(r0, r0 + k), xp.arange(c0, c0 + k)
+    return GetItem.apply(y, key=(Ellipsis, r, c), advanced=True)
+
+
+def diag(x, diagonal=0):
+    """1-D input: a square matrix with x on the `diagonal`-th diagonal; 2-D input: that diagonal."""
+    if x.data.ndim == 2:
+        return globals()["diagonal"](x, diagonal)
+    if x.data.ndim != 1:
+        raise RuntimeError(f"diag: expected a 1-D or 2-D tensor, got shape {tuple(x.shape)}")
+    n = x.data.shape[0] + (diagonal if diagonal >= 0 else -diagonal)
+    xp = _xp(x)
+    r = xp.arange(x.data.shape[0]) + (0 if diagonal >= 0 else -diagonal)
+    c = xp.arange(x.data.shape[0]) + (diagonal if diagonal >= 0 else 0)
+    return IndexPut.apply(x, key=(r, c), shape=(n, n), accumulate=False)
+
+
+def trace(x):
+    """Sum of the main diagonal of a 2-D tensor (integers sum to int64)."""
+    if x.data.ndim != 2:
+        raise RuntimeError(f"trace: expected a 2-D tensor, got shape {tuple(x.shape)}")
+    from .reduction import sum as _sum
+    return _sum(diagonal(x))

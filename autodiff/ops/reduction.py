@@ -522,3 +522,100 @@ def topk(x, k, dim=-1, largest=True, sorted=True):
     from .shape import narrow
     idx = narrow(idx, axis, 0, k)
     return TopKResult(gather(x, axis, idx), idx)
+
+
+# ----------------------------------------------------------------------------- more reductions
+MedianResult = collections.namedtuple("median", ["values", "indices"])
+
+
+def median(x, dim=None, keepdim=False):
+    """The lower median (as PyTorch: no averaging of the two middle values). Without `dim` a 0-d
+    tensor; with `dim` a (values, indices) named tuple. The gradient goes to the selected element."""
+    from .indexing import gather
+    if dim is None:
+        flat = x.reshape(-1)
+        if flat.data.shape[0] == 0:
+            raise RuntimeError("median: cannot compute the median of an empty tensor")
+        idx = argsort(flat, 0, stable=True)
+        k = (flat.data.shape[0] - 1) // 2
+        return gather(flat, 0, idx[k:k + 1]).reshape(())
+    if x.data.ndim == 0:
+        normalize_dims(dim, 0, "median")
+        from .shape import clone
+        return MedianResult(clone(x), _new_tensor(_xp_of(x).zeros((), dtype=np.int64)))
+    (axis,) = normalize_dims(dim, x.data.ndim, "median")
+    _check_nonempty(x, (axis,), "median")
+    k = (x.data.shape[axis] - 1) // 2
+    idx = argsort(x, axis, stable=True).narrow(axis, k, 1)
+    vals = gather(x, axis, idx)
+    if not keepdim:
+        vals, idx = vals.squeeze(axis), idx.squeeze(axis)
+    return MedianResult(vals, idx)
+
+
+def count_nonzero(x, dim=None):
+    """Number of non-zero elements over `dim` (int64)."""
+    axes = normalize_dims(dim, x.data.ndim, "count_nonzero")
+    return _new_tensor(_xp_of(x).asarray((x.data != 0).sum(axis=axes)).astype(np.int64))
+
+
+def nansum(x, dim=None, keepdim=False, dtype=None):
+    """sum treating nan as zero (no gradient to the nan positions)."""
+    from .elementwise import where
+    xp = _xp_of(x)
+    if x.data.dtype.kind in "fc":
+        x = where(_new_tensor(xp.asarray(xp.isnan(x.data))), 0.0, x)
+    return sum(x, dim, keepdim, dtype)
+
+
+def nanmean(x, dim=None, keepdim=False, dtype=None):
+    """mean over the non-nan elements."""
+    if dtype is not None:
+        x = cast(x, normalize_dtype(dtype))
+    if x.data.dtype.kind not in "fc":
+        raise RuntimeError(f"nanmean: input dtype should be floating point, got {x.data.dtype}")
+    xp = _xp_of(x)
+    axes = normalize_dims(dim, x.data.ndim, "nanmean")
+    n = xp.asarray((~xp.isnan(x.data)).sum(axis=axes, keepdims=keepdim)).astype(x.data.dtype)
+    return div(nansum(x, axes, keepdim), _new_tensor(n))
+
+
+class CumProd(Function):
+    """Cumulative product. The gradient is exact with zeros in the input (it never divides): for
+    each position i it sums g_j * prod_{k <= j, k != i} x_k over j >= i through an (n, n) weight
+    matrix per row, applied to g with Tensor ops (so create_graph keeps a graph in g; the weights
+    are constants, so second derivatives in x are not supported)."""
+    save_inputs = (0,)
+
+    @staticmethod
+    def forward(ctx, a, axis):
+        ctx.axis = axis
+        return ctx.backend.xp.cumprod(a, axis=axis)
+
+    @staticmethod
+    def backward(ctx, g):
+        xp = ctx.backend.xp
+        a = xp.moveaxis(ctx.saved_tensors[0].data, ctx.axis, -1)
+        n = a.shape[-1]
+        ones = xp.ones(a.shape[:-1] + (1,), dtype=a.dtype)
+        left = xp.cumprod(xp.concatenate([ones, a[..., :-1]], axis=-1), axis=-1)  # prod_{k<i} x_k
+        upper = xp.arange(n)[None, :] > xp.arange(n)[:, None]                   # k > i
+        t = xp.where(upper, a[..., None, :], xp.asarray(1, dtype=a.dtype))       # [.., i, k]
+        m = xp.cumprod(t, axis=-1)                                               # prod_{i<k<=j} x_k
+        w = xp.where(~upper & (xp.arange(n)[None, :] != xp.arange(n)[:, None]), 0, m) * left[..., :, None]
+        from .linalg import matmul
+        from .shape import movedim
+        gm = movedim(g, ctx.axis, -1).unsqueeze(-1)
+        return movedim(matmul(_new_tensor(w), gm).squeeze(-1), -1, ctx.axis)
+
+
+def cumprod(x, dim, dtype=None):
+    """Cumulative product along `dim`; integer and bool tensors multiply in int64 (as PyTorch)."""
+    (axis,) = normalize_dims(dim, x.data.ndim, "cumprod")
+    if dtype is not None:
+        x = cast(x, normalize_dtype(dtype))
+    elif x.data.dtype.kind in "biu" and x.data.dtype != np.int64:
+        x = cast(x, np.dtype(np.int64))
+    if x.data.ndim == 0:
+        return CumProd.apply(x.reshape(1), axis=0).reshape(())
+    return CumProd.apply(x, axis=axis)

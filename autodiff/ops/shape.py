@@ -465,3 +465,228 @@ def meshgrid(*tensors, indexing="ij"):
 
 def _is_tensor(x):
     return isinstance(x, Tensor)
+
+
+# ----------------------------------------------------------------------------- more shape ops (PyTorch names)
+moveaxis = movedim
+swapdims = transpose
+
+
+def select(x, dim, index):
+    """x.select(dim, index): the slice at `index` along `dim` (a view), as x[..., index, ...]."""
+    from .indexing import getitem
+    d = _wrap_dim(dim, x.data.ndim, "select")
+    return getitem(x, (slice(None),) * d + (int(index),))
+
+
+def _take_positions(x, d, pos):
+    """x indexed along dimension d by the host integer array `pos` (backward accumulates)."""
+    from .indexing import getitem
+    return getitem(x, (slice(None),) * d + (np.asarray(pos, dtype=np.int64),))
+
+
+def roll(x, shifts, dims=None):
+    """Roll elements along `dims` (flattened first when dims is None), as torch.roll."""
+    if dims is None:
+        s = shifts if isinstance(shifts, (int, np.integer)) else shifts[0]
+        flat = reshape(x, -1)
+        n = flat.data.shape[0]
+        return reshape(_take_positions(flat, 0, (np.arange(n) - int(s)) % n if n else np.arange(0)), x.data.shape)
+    shifts = (shifts,) if isinstance(shifts, (int, np.integer)) else tuple(shifts)
+    dims = (dims,) if isinstance(dims, (int, np.integer)) else tuple(dims)
+    if len(shifts) != len(dims):
+        raise RuntimeError(f"roll: shifts {shifts} and dims {dims} must have the same length")
+    out = x
+    for s, dim in zip(shifts, dims):
+        d = _wrap_dim(dim, x.data.ndim, "roll")
+        n = x.data.shape[d]
+        if n:
+            out = _take_positions(out, d, (np.arange(n) - int(s)) % n)
+    return out
+
+
+def rot90(x, k=1, dims=(0, 1)):
+    """Rotate by 90 degrees k times in the plane of `dims` (from the first towards the second)."""
+    d0, d1 = (_wrap_dim(d, x.data.ndim, "rot90") for d in dims)
+    if d0 == d1:
+        raise RuntimeError(f"rot90: dims must differ, got {tuple(dims)}")
+    k %= 4
+    if k == 0:
+        return clone(x)
+    if k == 1:
+        return transpose(flip(x, (d1,)), d0, d1)
+    if k == 2:
+        return flip(x, (d0, d1))
+    return flip(transpose(x, d0, d1), (d1,))
+
+
+def fliplr(x):
+    if x.data.ndim < 2:
+        raise RuntimeError(f"fliplr: input must be at least 2-D, got shape {tuple(x.shape)}")
+    return flip(x, (1,))
+
+
+def flipud(x):
+    if x.data.ndim < 1:
+        raise RuntimeError("flipud: input must be at least 1-D")
+    return flip(x, (0,))
+
+
+def atleast_1d(x):
+    return reshape(x, (1,)) if x.data.ndim == 0 else x
+
+
+def atleast_2d(x):
+    if x.data.ndim >= 2:
+        return x
+    return reshape(x, (1, -1)) if x.data.ndim == 1 else reshape(x, (1, 1))
+
+
+def atleast_3d(x):
+    nd = x.data.ndim
+    if nd >= 3:
+        return x
+    if nd == 0:
+        return reshape(x, (1, 1, 1))
+    if nd == 1:
+        return reshape(x, (1, -1, 1))
+    return unsqueeze(x, -1)
+
+
+def hstack(tensors):
+    ts = [atleast_1d(t) for t in tensors]
+    return cat(ts, 0 if ts and ts[0].data.ndim == 1 else 1)
+
+
+def vstack(tensors):
+    return cat([atleast_2d(t) for t in tensors], 0)
+
+
+row_stack = vstack
+
+
+def dstack(tensors):
+    return cat([atleast_3d(t) for t in tensors], 2)
+
+
+def column_stack(tensors):
+    return cat([reshape(t, (-1, 1)) if t.data.ndim <= 1 else t for t in tensors], 1)
+
+
+def tensor_split(x, indices_or_sections, dim=0):
+    """Split into `n` nearly equal parts (the first n % size parts one larger) or at the given
+    indices, as torch.tensor_split (always a tuple; parts may be empty)."""
+    d = _wrap_dim(dim, x.data.ndim, "tensor_split")
+    n = x.data.shape[d]
+    if isinstance(indices_or_sections, (int, np.integer)):
+        k = int(indices_or_sections)
+        if k <= 0:
+            raise RuntimeError(f"tensor_split: number of sections must be positive, got {k}")
+        q, r = divmod(n, k)
+        bounds, start = [], 0
+        for i in range(k - 1):
+            start += q + (1 if i < r else 0)
+            bounds.append(start)
+    else:
+        bounds = [int(i) for i in indices_or_sections]
+    out, prev = [], 0
+    for b in bounds + [n]:
+        b = min(max(b + n if b < 0 else b, 0), n)
+        lo = min(prev, b)
+        out.append(narrow(x, d, lo, b - lo))
+        prev = max(prev, b)
+    return tuple(out)
+
+
+def hsplit(x, sections):
+    return tensor_split(x, sections, 1 if x.data.ndim > 1 else 0)
+
+
+def vsplit(x, sections):
+    return tensor_split(x, sections, 0)
+
+
+def repeat_interleave(x, repeats, dim=None, output_size=None):
+    """Repeat each element `repeats` times along `dim` (flattened when dim is None)."""
+    if not _is_tensor(x):  # torch.repeat_interleave(repeats_tensor): arange repeated
+        from ..autograd import _new_tensor
+        r = np.asarray(x.data if hasattr(x, "data") else x)
+        return _new_tensor(np.repeat(np.arange(len(r)), r).astype(np.int64))
+    if dim is None:
+        x, d = reshape(x, -1), 0
+    else:
+        d = _wrap_dim(dim, x.data.ndim, "repeat_interleave")
+    n = x.data.shape[d]
+    r = repeats.data if _is_tensor(repeats) else repeats
+    if hasattr(r, "get"):  # a device array: repeats is host metadata (one transfer)
+        r = r.get()
+    r = np.asarray(r, dtype=np.int64)
+    if r.ndim and r.shape[0] not in (1, n):
+        raise RuntimeError(f"repeat_interleave: repeats of shape {tuple(r.shape)} must have 1 or {n} elements "
+                           f"(dimension {d} of shape {tuple(x.shape)})")
+    if (r < 0).any():
+        raise RuntimeError("repeat_interleave: repeats can not be negative")
+    return _take_positions(x, d, np.repeat(np.arange(n), r.reshape(-1) if r.ndim else int(r)))
+
+
+def broadcast_tensors(*tensors):
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    try:
+        shape = np.broadcast_shapes(*[tuple(t.data.shape) for t in tensors])
+    except ValueError:
+        raise RuntimeError(f"broadcast_tensors: shapes {[tuple(t.shape) for t in tensors]} cannot be broadcast "
+                           "together") from None
+    from .reduction import broadcast_to
+    return tuple(broadcast_to(t, shape) for t in tensors)
+
+
+def diff(x, n=1, dim=-1, prepend=None, append=None):
+    """n-th forward difference along `dim` (with optional prepend/append), as torch.diff."""
+    from .elementwise import sub, logical_xor
+    d = _wrap_dim(dim, x.data.ndim, "diff")
+    if prepend is not None or append is not None:
+        parts = [p for p in (prepend, x, append) if p is not None]
+        x = cat(parts, d)
+    for _ in range(n):
+        m = x.data.shape[d]
+        if m == 0:
+            break
+        a, b = narrow(x, d, 1, m - 1), narrow(x, d, 0, m - 1)
+        x = logical_xor(a, b) if x.data.dtype.kind == "b" else sub(a, b)
+    return x
+
+
+def tensordot(a, b, dims=2):
+    """Contract the last `dims` dimensions of a with the first `dims` of b, or the listed pairs."""
+    from .linalg import matmul
+    if isinstance(dims, (int, np.integer)):
+        k = int(dims)
+        da, db = list(range(a.data.ndim - k, a.data.ndim)), list(range(k))
+    else:
+        da, db = dims
+        da = [da] if isinstance(da, (int, np.integer)) else list(da)
+        db = [db] if isinstance(db, (int, np.integer)) else list(db)
+    da = [_wrap_dim(i, a.data.ndim, "tensordot") for i in da]
+    db = [_wrap_dim(i, b.data.ndim, "tensordot") for i in db]
+    for i, j in zip(da, db):
+        if a.data.shape[i] != b.data.shape[j]:
+            raise RuntimeError(f"tensordot: contracted dimensions differ: {tuple(a.shape)} dim {i} vs "
+                               f"{tuple(b.shape)} dim {j}")
+    fa = [i for i in range(a.data.ndim) if i not in da]
+    fb = [j for j in range(b.data.ndim) if j not in db]
+    ka = int(np.prod([a.data.shape[i] for i in da])) if da else 1
+    am = reshape(permute(a, fa + da), (-1, ka))
+    bm = reshape(permute(b, db + fb), (ka, -1))
+    return reshape(matmul(am, bm), tuple(a.data.shape[i] for i in fa) + tuple(b.data.shape[j] for j in fb))
+
+
+def kron(a, b):
+    """Kronecker product (both padded to the same number of dimensions)."""
+    from .elementwise import mul
+    nd = max(a.data.ndim, b.data.ndim)
+    a = reshape(a, (1,) * (nd - a.data.ndim) + tuple(a.data.shape))
+    b = reshape(b, (1,) * (nd - b.data.ndim) + tuple(b.data.shape))
+    ai = reshape(a, tuple(s for n in a.data.shape for s in (n, 1)))
+    bi = reshape(b, tuple(s for n in b.data.shape for s in (1, n)))
+    return reshape(mul(ai, bi), tuple(p * q for p, q in zip(a.data.shape, b.data.shape)))

@@ -340,6 +340,62 @@ def test_clamp_tensor_bounds(lo, hi):
     check(f, x, *args)
 
 
+def test_clamp_tensor_bound_ties():
+    x = np.array([0.0, 1.0, 2.0, 3.0])
+    lo = np.array([0.0, 0.5, 2.0, 4.0])
+    hi = np.array([1.0, 1.0, 2.0, 5.0])
+    check(lambda m, x, lo, hi: m.clamp(x, lo, hi), x, lo, hi)
+    check(lambda m, x, lo, hi: x.clamp(min=lo), x, lo, hi)
+    check(lambda m, x, lo, hi: x.clamp(max=hi), x, lo, hi)
+
+
+MORE_UNARY = {
+    "tan": lambda m, x: m.tan(x), "asin": lambda m, x: m.asin(x.tanh() * 0.9),
+    "acos": lambda m, x: m.acos(x.tanh() * 0.9), "atan": lambda m, x: m.atan(x), "sinh": lambda m, x: m.sinh(x),
+    "cosh": lambda m, x: m.cosh(x), "log2": lambda m, x: m.log2(x.abs() + 0.1),
+    "log10": lambda m, x: x.abs().add(0.1).log10(), "exp2": lambda m, x: m.exp2(x),
+    "frac": lambda m, x: m.frac(x * 3), "erfc": lambda m, x: m.erfc(x),
+    "nan_to_num": lambda m, x: m.nan_to_num(m.log(x)), "nan_to_num_args": lambda m, x: m.log(x).nan_to_num(1.0, 2.0, -2.0),
+    "clamp_min": lambda m, x: m.clamp_min(x, 0.1), "clamp_max": lambda m, x: x.clamp_max(0.1),
+    "negative": lambda m, x: m.negative(x), "absolute": lambda m, x: m.absolute(x),
+    "signbit": lambda m, x: m.signbit(x), "isposinf": lambda m, x: m.isposinf(1 / x),
+    "heaviside": lambda m, x: m.heaviside(x, m.tensor(0.5, dtype=x.dtype)),
+}
+
+
+@pytest.mark.parametrize("name", list(MORE_UNARY))
+def test_more_unary(name):
+    x = R(3, 4, seed=31)
+    x[0, 0] = 0.0
+    check(MORE_UNARY[name], x, grad=name != "heaviside")  # torch: heaviside has no derivative
+
+
+MORE_BIN = {
+    "atan2": lambda m, a, b: m.atan2(a, b), "fmod": lambda m, a, b: m.fmod(a, b),
+    "fmod_s": lambda m, a, b: a.fmod(1.5), "lerp": lambda m, a, b: m.lerp(a, b, 0.3),
+    "lerp_t": lambda m, a, b: a.lerp(b, b.sigmoid()), "addcmul": lambda m, a, b: m.addcmul(a, a, b, value=0.5),
+    "addcdiv": lambda m, a, b: a.addcdiv(a, b, value=2), "hypot": lambda m, a, b: m.hypot(a, b),
+    "xlogy": lambda m, a, b: m.xlogy(a.relu(), b.abs()), "logaddexp": lambda m, a, b: m.logaddexp(a, b),
+    "float_power": lambda m, a, b: m.float_power(a.abs(), b), "subtract": lambda m, a, b: m.subtract(a, b, alpha=2),
+    "multiply": lambda m, a, b: m.multiply(a, b), "divide": lambda m, a, b: m.divide(a, b),
+    "true_divide": lambda m, a, b: a.true_divide(b), "greater": lambda m, a, b: m.greater(a, b),
+    "less_equal": lambda m, a, b: m.less_equal(a, b),
+}
+
+
+@pytest.mark.parametrize("dt", F_DT)
+@pytest.mark.parametrize("name", list(MORE_BIN))
+def test_more_binary(name, dt):
+    a, b = R(3, 4, dtype=dt, seed=32), R(4, dtype=dt, seed=33)
+    b = np.where(np.abs(b) < 0.2, 0.5, b).astype(dt)
+    check(MORE_BIN[name], a, b)
+
+
+def test_int_fmod():
+    check(lambda m, a: m.fmod(a, 3), np.array([-7, 7, 5, -1]))
+    check(lambda m, a: m.fmod(a, -3), np.array([-7, 7, 5, -1]))
+
+
 def test_where_variants():
     c = np.array([[True, False, True], [False, False, True]])
     x = R(2, 3, seed=1)
@@ -1009,3 +1065,83 @@ def test_inplace_view_propagates():
         y[:, 1] = 0.0
         return y
     check(f, R(2, 3, seed=23))
+
+
+# ----------------------------------------------------------------------------- more of the namespace
+EXTRA = {
+    "cumprod": lambda m, x: m.cumprod(x, 1), "cumprod0": lambda m, x: x.cumprod(dim=0),
+    "cumprod_zero": lambda m, x: (x * (x > -0.3)).cumprod(-1),
+    "median": lambda m, x: x.median(), "median_dim": lambda m, x: m.median(x, 1),
+    "median_keep": lambda m, x: x.median(0, keepdim=True),
+    "count_nonzero": lambda m, x: m.count_nonzero(x.relu()), "count_nonzero_d": lambda m, x: x.relu().count_nonzero(1),
+    "nansum": lambda m, x: m.nansum(m.log(x)), "nanmean": lambda m, x: m.log(x).nanmean(1),
+    "trace": lambda m, x: m.trace(x), "diag2": lambda m, x: m.diag(x), "diag2k": lambda m, x: x.diag(1),
+    "diag1": lambda m, x: m.diag(x[0], -1), "diagonal": lambda m, x: m.diagonal(x, 1),
+    "diagonal3": lambda m, x: x.reshape(2, 3, 2).diagonal(0, 0, 2),
+    "roll": lambda m, x: m.roll(x, 1, 0), "roll2": lambda m, x: x.roll((1, -2), (0, 1)), "roll_flat": lambda m, x: x.roll(5),
+    "rot90": lambda m, x: m.rot90(x), "rot90k": lambda m, x: x.rot90(3, [1, 0]), "rot90_2": lambda m, x: m.rot90(x, 2),
+    "select": lambda m, x: x.select(1, -1), "select_f": lambda m, x: m.select(x, 0, 2),
+    "repeat_interleave": lambda m, x: x.repeat_interleave(2), "ri_dim": lambda m, x: m.repeat_interleave(x, 2, dim=0),
+    "ri_tensor": lambda m, x: x.repeat_interleave(m.tensor([1, 0, 2, 1]), dim=1),
+    "masked_select": lambda m, x: m.masked_select(x, x > 0), "masked_select_b": lambda m, x: x.masked_select(m.tensor([True, False, True, True])),
+    "scatter": lambda m, x: m.scatter(x, 1, m.tensor([[0, 1], [2, 3], [1, 1]]), x[:, :2] * 2),
+    "scatter_val": lambda m, x: x.scatter(0, m.tensor([[0, 1, 2, 0]]), 1.5),
+    "index_add": lambda m, x: m.index_add(x, 0, m.tensor([0, 0, 2]), x * 2, alpha=3),
+    "index_fill": lambda m, x: x.index_fill(1, m.tensor([0, 2]), -1.0),
+    "index_copy": lambda m, x: x.index_copy(0, m.tensor([2, 0, 1]), x.flip(0) * 2),
+    "take": lambda m, x: m.take(x, m.tensor([[0, 11], [5, 5]])),
+    "hstack": lambda m, x: m.hstack([x, x[:, :1]]), "vstack": lambda m, x: m.vstack([x, x[0]]),
+    "dstack": lambda m, x: m.dstack([x, x]), "column_stack": lambda m, x: m.column_stack([x[:, 0], x]),
+    "tensor_split": lambda m, x: m.tensor_split(x, 3, dim=1), "tensor_split_idx": lambda m, x: x.tensor_split([1, 3], 1),
+    "hsplit": lambda m, x: m.hsplit(x, 2), "vsplit": lambda m, x: x.vsplit([1]),
+    "broadcast_tensors": lambda m, x: m.broadcast_tensors(x, x[:1], x[:, :1]),
+    "diff": lambda m, x: m.diff(x), "diff2": lambda m, x: x.diff(n=2, dim=0, prepend=x[:1]),
+    "tensordot": lambda m, x: m.tensordot(x, x, dims=([1], [1])), "tensordot2": lambda m, x: m.tensordot(x, x.T, 1),
+    "kron": lambda m, x: m.kron(x[:2, :2], x[1:, 2:]), "moveaxis": lambda m, x: m.moveaxis(x, 0, 1),
+    "swapdims": lambda m, x: x.swapdims(0, 1), "fliplr": lambda m, x: m.fliplr(x), "flipud": lambda m, x: x.flipud(),
+    "softmax_f": lambda m, x: m.softmax(x, 1), "log_softmax_f": lambda m, x: m.log_softmax(x, dim=0),
+    "where_m": lambda m, x: x.where(x > 0, 0.0), "atleast": lambda m, x: m.atleast_2d(x[0, 0]),
+    "stride": lambda m, x: (x.stride(), x.t().stride(), x.stride(1)), "nelement": lambda m, x: x.nelement(),
+}
+
+
+@pytest.mark.parametrize("name", list(EXTRA))
+def test_extra_ops(name):
+    x = R(3, 4, seed=41)
+    check(EXTRA[name], x)
+
+
+INPLACE_METHODS = ["abs_", "neg_", "exp_", "sigmoid_", "tanh_", "relu_", "square_", "floor_", "sin_",
+                   "reciprocal_", "clamp_min_", "lerp_", "addcmul_", "scatter_", "index_add_", "index_fill_"]
+
+
+@pytest.mark.parametrize("name", INPLACE_METHODS)
+def test_inplace_methods(name):
+    args = {"clamp_min_": (0.1,), "lerp_": ("t", 0.5), "addcmul_": ("t", "t"),
+            "scatter_": (1, "i", 2.0), "index_add_": (0, "j", "t"), "index_fill_": (1, "j", 0.0)}.get(name, ())
+
+    def f(m, x, w):
+        y = x * 1.0
+        a = [w if v == "t" else m.tensor([[0], [1], [0]]) if v == "i" else m.tensor([0, 2, 2]) if v == "j"
+             else v for v in args]
+        if name == "index_add_":
+            a[1] = m.tensor([0, 2, 0])
+            a[2] = w
+        r = getattr(y, name)(*a)
+        assert r is y
+        return y
+    check(f, R(3, 3, seed=42), R(3, 3, seed=43))
+
+
+def test_uniform_normal_():
+    x = ad.zeros(200, dtype=ad.float64)
+    x.uniform_(-2, 3)
+    assert x.dtype == ad.float64 and -2 <= float(x.min()) and float(x.max()) <= 3
+    x.normal_(5.0, 0.1)
+    assert 4.0 < float(x.mean()) < 6.0
+
+
+def test_int_aliases():
+    assert ad.int == ad.int32
+    assert ad.tensor([1.5]).int().dtype == ad.int32
+    assert ad.numel(ad.zeros(2, 3)) == 6 and ad.is_floating_point(ad.zeros(1))
