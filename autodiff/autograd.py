@@ -518,7 +518,7 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
             for e, gi, meta in zip(edges, gin, node.in_meta):
                 if e is None:
                     continue
-                is_node = isinstance(e, Fn)
+                left = deps.get(e)  # None for a leaf (only nodes are counted in deps)
                 if gi is not None:
                     d = gi.data
                     shape, dtype = meta
@@ -530,7 +530,7 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
                         d = gi.data
                     if d.dtype != dtype:
                         gi = _raw_tensor(d.astype(dtype), d) if raw else gi.to(dtype)
-                    table = grads if is_node else leaves
+                    table = leaves if left is None else grads
                     old = table.get(e)
                     if old is None:
                         table[e] = gi
@@ -543,16 +543,18 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
                         if type(acc) is not type(d):
                             acc = _by_array_type[type(d)].xp.asarray(acc)
                         table[e] = [acc]
-                if is_node:
-                    left = deps[e] - 1
+                if left is not None:
+                    left -= 1
                     deps[e] = left
                     if not left:
                         ready.append(e)
                 else:
                     left = ldeps[e] - 1
                     ldeps[e] = left
-                    if not left and eager and e in leaves:
-                        finish(e, leaves.pop(e))
+                    if not left and eager:
+                        gl = leaves.pop(e, None)
+                        if gl is not None:
+                            finish(e, gl)
 
         if inputs is not None:
             out = []

@@ -6,10 +6,12 @@
 (2) one training step (forward, backward, SGD update) of the MLP 784-128-64-10 (ReLU, softmax
     cross-entropy, plain SGD) at batch 128 and 1024, built from raw autodiff ops (`x @ W.T + b`,
     `relu`, fused softmax-cross-entropy when `autodiff.ops.nn` has it, else log-sum-exp from ops),
+    and the same model through nn.Linear / nn.ReLU / nn.CrossEntropyLoss / optim.SGD (issue 3),
     against a hand-written NumPy forward/backward/update of the same model, interleaved, median
     of repeats after warm-up.
 
-Targets: <= 6 us per op; engine step <= 1.10x NumPy at batch 128 and <= 1.05x at batch 1024.
+Targets: <= 6 us per op; engine step <= 1.10x NumPy at batch 128 and <= 1.05x at batch 1024; the
+nn/optim step <= 1.10x at batch 128.
 Run: .venv/bin/python -m bench.overhead [--quick] [--repeats N] [--json PATH]
 """
 from __future__ import annotations
@@ -27,6 +29,7 @@ import autodiff as ad
 
 TARGET_US_PER_OP = 6.0
 TARGET_RATIO = {128: 1.10, 1024: 1.05}
+TARGET_RATIO_NN = {128: 1.10}  # issue 3: the same step through nn / optim
 
 
 # ----------------------------------------------------------------------------- (1) op chains
@@ -148,6 +151,33 @@ class EngineMLP:
         return loss
 
 
+class ModuleMLP:
+    """The same model through the PyTorch-style API: nn.Sequential of nn.Linear / nn.ReLU,
+    nn.CrossEntropyLoss, optim.SGD (zero_grad, forward, backward, step): issue 3's target."""
+
+    def __init__(self, arrays):
+        import nn
+        import optim
+        layers = []
+        for i, (fan_in, fan_out) in enumerate(zip(SIZES[:-1], SIZES[1:])):
+            lin = nn.Linear(fan_in, fan_out)
+            with ad.no_grad():
+                lin.weight.data[...] = arrays[2 * i]
+                lin.bias.data[...] = arrays[2 * i + 1]
+            layers += [lin, nn.ReLU()]
+        self.model = nn.Sequential(*layers[:-1])
+        self.params = list(self.model.parameters())
+        self.crit = nn.CrossEntropyLoss()
+        self.opt = optim.SGD(self.params, lr=LR)
+
+    def step(self, x, y):
+        self.opt.zero_grad()
+        loss = self.crit(self.model(x), y)
+        loss.backward()
+        self.opt.step()
+        return loss
+
+
 class NumpyMLP:
     def __init__(self, arrays):
         self.params = [a.copy() for a in arrays]
@@ -193,30 +223,33 @@ def bench_mlp(batch, repeats, steps_per_sample):
     y_np = rng.integers(0, SIZES[-1], batch).astype(np.int64)
     x, y = ad.tensor(x_np), ad.tensor(y_np)
     arrays = init_params()
-    eng, ref = EngineMLP(arrays), NumpyMLP(arrays)
+    eng, mod, ref = EngineMLP(arrays), ModuleMLP(arrays), NumpyMLP(arrays)
     # correctness: one step each from the same parameters gives the same loss and parameters
-    l_e = float(eng.step(x, y))
     l_r = ref.step(x_np, y_np)
-    assert abs(l_e - l_r) < 1e-4 * max(1.0, abs(l_r)), (l_e, l_r)
-    for p, q in zip(eng.params, ref.params):
-        np.testing.assert_allclose(p.data, q, rtol=1e-4, atol=1e-6)
+    for m in (eng, mod):
+        l_e = float(m.step(x, y))
+        assert abs(l_e - l_r) < 1e-4 * max(1.0, abs(l_r)), (l_e, l_r)
+        for p, q in zip(m.params, ref.params):
+            np.testing.assert_allclose(p.data, q, rtol=1e-4, atol=1e-6)
     for _ in range(3):  # warm-up
         eng.step(x, y)
+        mod.step(x, y)
         ref.step(x_np, y_np)
-    te, tr, ce, cr = [], [], [], []
-    for r in range(repeats):  # interleaved, alternating which goes first
-        order = (("e", eng.step, x, y), ("r", ref.step, x_np, y_np))
-        for name, fn, a, b in (order if r % 2 == 0 else order[::-1]):
+    wall = {"e": [], "m": [], "r": []}
+    cpu = {"e": [], "m": [], "r": []}
+    order = [("e", eng.step, x, y), ("m", mod.step, x, y), ("r", ref.step, x_np, y_np)]
+    for r in range(repeats):  # interleaved, rotating which goes first
+        for name, fn, a, b in order[r % 3:] + order[:r % 3]:
             t0, c0 = time.perf_counter(), time.process_time()
             for _ in range(steps_per_sample):
                 fn(a, b)
-            dt = (time.perf_counter() - t0) / steps_per_sample
-            dc = (time.process_time() - c0) / steps_per_sample
-            (te if name == "e" else tr).append(dt)
-            (ce if name == "e" else cr).append(dc)
-    return {"wall": (statistics.median(te), statistics.median(tr)),
-            "cpu": (statistics.median(ce), statistics.median(cr)),
-            "paired": sorted(a / b for a, b in zip(te, tr))}
+            wall[name].append((time.perf_counter() - t0) / steps_per_sample)
+            cpu[name].append((time.process_time() - c0) / steps_per_sample)
+    med = statistics.median
+    return {"wall": (med(wall["e"]), med(wall["r"])), "cpu": (med(cpu["e"]), med(cpu["r"])),
+            "wall_nn": med(wall["m"]), "cpu_nn": med(cpu["m"]),
+            "paired": sorted(a / b for a, b in zip(cpu["e"], cpu["r"])),
+            "paired_nn": sorted(a / b for a, b in zip(cpu["m"], cpu["r"]))}
 
 
 def machine():
@@ -279,15 +312,25 @@ def main(argv=None):
     for batch, steps in ((128, 5 if not args.quick else 2), (1024, 2 if not args.quick else 1)):
         r = bench_mlp(batch, repeats, steps)
         (we, wr), (ce, cr) = r["wall"], r["cpu"]
+        wm, cm = r["wall_nn"], r["cpu_nn"]
         target = TARGET_RATIO[batch]
-        p = r["paired"]
-        print(f"  batch {batch:5d}: wall engine {we * 1e3:7.3f} ms numpy {wr * 1e3:7.3f} ms ratio {we / wr:.3f}x "
-              f"(paired IQR {p[len(p) // 4]:.2f}-{p[(3 * len(p)) // 4]:.2f}) | cpu engine {ce * 1e3:7.3f} ms "
-              f"numpy {cr * 1e3:7.3f} ms ratio {ce / cr:.3f}x | target <= {target}x: "
-              f"{'MET' if ce / cr <= target else 'NOT MET'} (cpu)")
+        nn_target = TARGET_RATIO_NN.get(batch)
+
+        def iqr(p):
+            return f"{p[len(p) // 4]:.2f}-{p[(3 * len(p)) // 4]:.2f}"
+
+        def met(ratio, t):
+            return "-" if t is None else ("MET" if ratio <= t else "NOT MET")
+        print(f"  batch {batch:5d} numpy      : wall {wr * 1e3:7.3f} ms | cpu {cr * 1e3:7.3f} ms")
+        print(f"  batch {batch:5d} raw ops    : wall {we * 1e3:7.3f} ms ({we / wr:.3f}x) | cpu {ce * 1e3:7.3f} ms "
+              f"({ce / cr:.3f}x, paired IQR {iqr(r['paired'])}) | target <= {target}x: {met(ce / cr, target)} (cpu)")
+        print(f"  batch {batch:5d} nn + optim : wall {wm * 1e3:7.3f} ms ({wm / wr:.3f}x) | cpu {cm * 1e3:7.3f} ms "
+              f"({cm / cr:.3f}x, paired IQR {iqr(r['paired_nn'])})"
+              + (f" | target <= {nn_target}x: {met(cm / cr, nn_target)} (cpu)" if nn_target else ""))
         out["mlp"][batch] = {"wall_engine_ms": we * 1e3, "wall_numpy_ms": wr * 1e3, "wall_ratio": we / wr,
                              "cpu_engine_ms": ce * 1e3, "cpu_numpy_ms": cr * 1e3, "cpu_ratio": ce / cr,
-                             "target": target}
+                             "target": target, "wall_nn_ms": wm * 1e3, "cpu_nn_ms": cm * 1e3,
+                             "cpu_ratio_nn": cm / cr, "target_nn": nn_target}
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)

@@ -46,17 +46,17 @@ class Linear(Function):
         x, w = ctx.saved_tensors
         e = ctx.edges
         gx = gw = gb = None
-        if _raw():
+        if not _mode.enabled:  # (inlined _raw() and _w(): this runs once per layer per step)
             gd = g.data
             g2 = gd if gd.ndim == 2 else gd.reshape(-1, gd.shape[-1])
             if e[0] is not None:
-                gx = _w(gd @ w.data)
+                gx = _new_tensor(gd @ w.data)
             if e[1] is not None:
                 xd = x.data
                 x2 = xd if xd.ndim == 2 else xd.reshape(-1, xd.shape[-1])
-                gw = _w(g2.T @ x2)
+                gw = _new_tensor(g2.T @ x2)
             if len(e) > 2 and e[2] is not None:
-                gb = _w(g2.sum(axis=0))
+                gb = _new_tensor(g2.sum(axis=0))
         else:
             g2 = g.reshape(-1, g.shape[-1])
             if e[0] is not None:

@@ -58,7 +58,9 @@ class Linear(Module):
             got = d.shape[-1] if d.ndim else 0
             raise RuntimeError(f"{self!r}: input has {got} features (shape {tuple(input.shape)}), expected "
                                f"{self.in_features}")
-        w, b = self.weight, self.bias
+        ps = self._parameters  # direct reads: Module.__getattr__ is a slow fallback (hot path)
+        w = ps["weight"] if "weight" in ps else self.weight
+        b = ps["bias"] if "bias" in ps else self.bias
         if (d.dtype == w.data.dtype and (b is None or d.dtype == b.data.dtype) and d.dtype.kind == "f"
                 and not _amp._active):
             return _LinearFn.apply(input, w) if b is None else _LinearFn.apply(input, w, b)  # checks done
