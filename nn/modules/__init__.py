@@ -24,7 +24,8 @@ from .extra import (AdaptiveMaxPool1d, ChannelShuffle, CircularPad1d, CircularPa
                     PixelUnshuffle, ReflectionPad1d, ReplicationPad1d, RReLU, Softmax2d, Softshrink, Tanhshrink,
                     Threshold, TripletMarginLoss, Unfold, UpsamplingBilinear2d, UpsamplingNearest2d, ZeroPad1d,
                     ZeroPad3d)
-from .transformer import (MultiheadAttention, NonDynamicallyQuantizableLinear, TransformerEncoder,
+from .transformer import (MultiheadAttention, NonDynamicallyQuantizableLinear, Transformer, TransformerDecoder,
+                          TransformerDecoderLayer, TransformerEncoder,
                           TransformerEncoderLayer)
 
 __all__ = [n for n in dir() if not n.startswith("_")]

@@ -698,7 +698,8 @@ def test_orthogonal_eye_dirac_match_torch():
                                        ("ConvTranspose2d", (6, 4, 3)), ("Bilinear", (5, 6, 7)),
                                        ("Embedding", (50, 8)), ("RNN", (6, 5)), ("LSTM", (6, 5)), ("GRU", (6, 5)),
                                        ("BatchNorm2d", (4,)), ("LayerNorm", (6,)), ("GroupNorm", (2, 6)),
-                                       ("MultiheadAttention", (8, 2)), ("PReLU", ())])
+                                       ("MultiheadAttention", (8, 2)), ("PReLU", ()),
+                                       ("Transformer", (8, 2, 1, 1, 16))])
 def test_default_init_matches_torch_distribution(name, args):
     """Every parameter's default initial values (pooled over several fresh modules) lie in torch's range and
     have torch's spread."""
@@ -1051,3 +1052,29 @@ def test_new_functionals_gradcheck():
     ]
     for fn, args in cases:
         assert gradcheck(fn, args), fn
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(norm_first=True, activation="gelu", batch_first=True)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_transformer_decoder_and_transformer_match_torch(kw, dtype):
+    bf = kw.get("batch_first", False)
+    torch.manual_seed(0)
+    tl = tnn.TransformerDecoderLayer(8, 2, dim_feedforward=16, dropout=0.0, **kw)
+    ol = nn.TransformerDecoderLayer(8, 2, dim_feedforward=16, dropout=0.0, **kw)
+    tgt, mem = (rn(2, 3, 8), rn(2, 4, 8)) if bf else (rn(3, 2, 8), rn(4, 2, 8))
+    causal = tnn.Transformer.generate_square_subsequent_mask(3, dtype=TDT[dtype])
+    np.testing.assert_array_equal(_np(nn.Transformer.generate_square_subsequent_mask(3, dtype=autodiff.float64)),
+                                  _np(causal))
+    kpm = np.zeros((2, 4), bool)
+    kpm[1, -1] = True
+    compare_module(tl, ol, [tgt, mem], dtype, train=True,
+                   kwargs=dict(tgt_mask=causal, memory_key_padding_mask=torch.tensor(kpm)))
+    compare_module(tnn.TransformerDecoder(tl, 2, norm=tnn.LayerNorm(8)), nn.TransformerDecoder(ol, 2, norm=nn.LayerNorm(8)),
+                   [tgt, mem], dtype, train=False, kwargs=dict(tgt_mask=causal, tgt_is_causal=True))
+    torch.manual_seed(0)
+    tt = tnn.Transformer(8, 2, 2, 1, 16, dropout=0.0, **kw)
+    ot = nn.Transformer(8, 2, 2, 1, 16, dropout=0.0, **kw)
+    assert str(ot) == str(tt)
+    src = rn(2, 4, 8) if bf else rn(4, 2, 8)
+    compare_module(tt, ot, [src, tgt], dtype, train=True,
+                   kwargs=dict(tgt_mask=causal, src_key_padding_mask=torch.tensor(kpm)))
