@@ -28,21 +28,28 @@ class RNNBase(Module):
             raise ValueError(f"{name}: num_layers must be positive, got {num_layers}")
         if not 0 <= dropout <= 1:
             raise ValueError(f"{name}: dropout must be a number in [0, 1], got {dropout}")
-        if proj_size:
-            raise NotImplementedError(f"{name}: proj_size is not supported")
+        if proj_size < 0:
+            raise ValueError(f"{name}: proj_size should be a positive integer or zero to disable projections")
+        if proj_size and mode != "LSTM":
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+        if proj_size >= hidden_size:
+            raise ValueError(f"{name}: proj_size ({proj_size}) has to be smaller than hidden_size ({hidden_size})")
         self.mode, self.input_size, self.hidden_size, self.num_layers = mode, input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.proj_size, self.nonlinearity = bidirectional, proj_size, nonlinearity
         g = self._gates * hidden_size
         d = 2 if bidirectional else 1
+        real = proj_size if proj_size > 0 else hidden_size  # LSTM with projections: h has proj_size features
         self._flat_weights_names = []
         for layer in range(num_layers):
             for direction in range(d):
-                in_size = input_size if layer == 0 else hidden_size * d
+                in_size = input_size if layer == 0 else real * d
                 sfx = f"_l{layer}" + ("_reverse" if direction == 1 else "")
-                names = [("weight_ih" + sfx, (g, in_size)), ("weight_hh" + sfx, (g, hidden_size))]
+                names = [("weight_ih" + sfx, (g, in_size)), ("weight_hh" + sfx, (g, real))]
                 if bias:
                     names += [("bias_ih" + sfx, (g,)), ("bias_hh" + sfx, (g,))]
+                if proj_size > 0:
+                    names += [("weight_hr" + sfx, (proj_size, hidden_size))]
                 for nm, shape in names:
                     setattr(self, nm, Parameter(autodiff.empty(*shape, device=device, dtype=dtype)))
                     self._flat_weights_names.append(nm)
@@ -59,6 +66,8 @@ class RNNBase(Module):
 
     def extra_repr(self):
         s = f"{self.input_size}, {self.hidden_size}"
+        if self.proj_size != 0:
+            s += f", proj_size={self.proj_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         if self.bias is not True:
@@ -78,12 +87,15 @@ class RNNBase(Module):
         w_ih, w_hh = getattr(self, "weight_ih" + sfx), getattr(self, "weight_hh" + sfx)
         b_ih = getattr(self, "bias_ih" + sfx) if self.bias else None
         b_hh = getattr(self, "bias_hh" + sfx) if self.bias else None
+        w_hr = getattr(self, "weight_hr" + sfx) if self.proj_size else None
         xw = F.linear(x, w_ih, b_ih)  # all time steps in one GEMM
         L = x.shape[0]
         outs = [None] * L
         steps = range(L - 1, -1, -1) if reverse else range(L)
         for t in steps:
             state = self._cell(xw[t], state, w_hh, b_hh)
+            if w_hr is not None:  # LSTM projection: h = (o * tanh(c)) W_hr^T
+                state = (F.linear(state[0], w_hr), state[1])
             outs[t] = state[0] if isinstance(state, tuple) else state
         return stack(outs, 0), state
 
@@ -102,10 +114,10 @@ class RNNBase(Module):
             x = x.transpose(0, 1)
         return x, batched
 
-    def _initial(self, x, hx, batched):
+    def _initial(self, x, hx, batched, size=None):
         d = 2 if self.bidirectional else 1
         n = x.shape[1]
-        shape = (self.num_layers * d, n, self.hidden_size)
+        shape = (self.num_layers * d, n, self.hidden_size if size is None else size)
         if hx is None:
             return autodiff.zeros(*shape, dtype=x.dtype, device=x.device)
         h = hx if batched else hx.unsqueeze(1)
@@ -178,12 +190,14 @@ class LSTM(RNNBase):
 
     def forward(self, input, hx=None):
         x, batched = self._check_and_layout(input, hx)
+        real = self.proj_size if self.proj_size > 0 else self.hidden_size
         if hx is None:
-            h0 = c0 = self._initial(x, None, batched)
+            h0 = self._initial(x, None, batched, real)
+            c0 = h0 if real == self.hidden_size else self._initial(x, None, batched)
         else:
             if not isinstance(hx, (tuple, list)) or len(hx) != 2:
                 raise RuntimeError("LSTM: hx must be a tuple (h_0, c_0)")
-            h0, c0 = self._initial(x, hx[0], batched), self._initial(x, hx[1], batched)
+            h0, c0 = self._initial(x, hx[0], batched, real), self._initial(x, hx[1], batched)
         out, finals = self._forward_layers(x, [(h0[i], c0[i]) for i in range(h0.shape[0])])
         hn = stack([s[0] for s in finals], 0)
         cn = stack([s[1] for s in finals], 0)

@@ -308,6 +308,8 @@ RNN_CASES = [
     ("LSTM", dict(), True),
     ("LSTM", dict(num_layers=2, bidirectional=True, batch_first=True), False),
     ("LSTM", dict(bidirectional=True, bias=False), True),
+    ("LSTM", dict(proj_size=2, num_layers=2, bidirectional=True), True),
+    ("LSTM", dict(proj_size=3, batch_first=True), False),
     ("GRU", dict(), False),
     ("GRU", dict(num_layers=2, bidirectional=True), True),
     ("GRU", dict(batch_first=True), True),
@@ -324,7 +326,7 @@ def test_rnn_matches_torch(case, dtype):
     inputs = [x]
     if with_h0:
         nl = kw.get("num_layers", 1) * (2 if kw.get("bidirectional") else 1)
-        h0 = rn(nl, N, 4)
+        h0 = rn(nl, N, kw.get("proj_size") or 4)
         inputs.append((h0, rn(nl, N, 4)) if name == "LSTM" else h0)
     if name == "LSTM" and with_h0:
         # tuple state: flatten into the call
