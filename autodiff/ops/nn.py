@@ -773,18 +773,31 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
     oh, ow = _adaptive_size(output_size, h, w, "adaptive_max_pool2d")
     if h % oh == 0 and w % ow == 0:
         return max_pool2d(input, (h // oh, w // ow), return_indices=return_indices)
-    if return_indices:
-        raise NotImplementedError("adaptive_max_pool2d: return_indices needs sizes that divide the input")
-    from .shape import stack
-    rows = []
+    # overlapping windows: the flat (H*W) index of each window's first maximum (device ops, no host sync),
+    # then a gather (whose backward scatters to the argmax only, as PyTorch)
+    from .indexing import Gather
+    xd = input.data
+    xp = _xp_of(xd)
+    lead = xd.shape[:-2]
+    flat = xd.reshape((-1, h, w))
+    idx = xp.empty((flat.shape[0], oh, ow), dtype=xp.int64)
     for i in range(oh):
         a, b = (i * h) // oh, -((-(i + 1) * h) // oh)
-        cols = []
         for j in range(ow):
             c, d = (j * w) // ow, -((-(j + 1) * w) // ow)
-            cols.append(input[..., a:b, c:d].amax((-2, -1)))
-        rows.append(stack(cols, -1))
-    return stack(rows, -2)
+            win = flat[:, a:b, c:d].reshape(flat.shape[0], -1)
+            k = xp.argmax(win, axis=1)
+            idx[:, i, j] = (a + k // (d - c)) * w + c + k % (d - c)
+    out = Gather.apply(input.reshape(flat.shape[0], h * w), index=idx.reshape(flat.shape[0], -1), axis=1)
+    out = out.reshape(*lead, oh, ow)
+    if return_indices:
+        return out, _new_tensor(idx.reshape(lead + (oh, ow)))
+    return out
+
+
+def _xp_of(arr):
+    from .. import backends
+    return backends._by_array_type[type(arr)].xp
 
 
 # ============================================================================ normalisation

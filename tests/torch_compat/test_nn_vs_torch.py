@@ -170,6 +170,8 @@ LAYER_CASES = [
     ("AdaptiveAvgPool2d", ((None, 3),), {}, [(1, 2, 5, 7)]),
     ("AdaptiveAvgPool1d", (3,), {}, [(2, 3, 7)]),
     ("AdaptiveMaxPool2d", ((3, 2),), {}, [(2, 3, 7, 5)]),
+    ("AdaptiveMaxPool2d", ((3, 4),), dict(return_indices=True), [(2, 3, 7, 9)]),
+    ("AdaptiveMaxPool2d", ((None, 4),), {}, [(3, 7, 9)]),
     ("LayerNorm", (5,), {}, [(3, 4, 5)]),
     ("LayerNorm", ((4, 5),), dict(elementwise_affine=False), [(3, 4, 5)]),
     ("LayerNorm", ((4, 5),), dict(bias=False, eps=1e-3), [(3, 4, 5)]),
