@@ -264,12 +264,20 @@ class ParameterList(Module):
         return self
 
     def extra_repr(self):
-        return "\n".join(f"({i}): Parameter containing: [{p.dtype} of size {'x'.join(map(str, p.shape))}]"
-                         for i, p in enumerate(self))
+        return "\n".join(f"  ({i}): {_param_line(p)}" for i, p in enumerate(self))
+
+
+def _param_line(p):
+    """PyTorch's ParameterList / ParameterDict line (dtype printed as this library names it)."""
+    dev = f" ({p.device})" if getattr(p.device, "type", "cpu") != "cpu" else ""
+    return f"Parameter containing: [{p.dtype} of size {'x'.join(map(str, p.shape))}{dev}]"
 
 
 class ParameterDict(Module):
     """An ordered dict of Parameters."""
+
+    def extra_repr(self):
+        return "\n".join(f"  ({k}): {_param_line(p)}" for k, p in self._parameters.items())
 
     def __init__(self, parameters=None):
         super().__init__()
