@@ -102,7 +102,13 @@ def full_like(x, fill_value, dtype=None, device=None, requires_grad=False):
     return full(x.shape, fill_value, dtype=dt, device=dev, requires_grad=requires_grad)
 
 
+def _host_scalar(v):
+    """A 0-d Tensor argument of a factory as a Python number (factories may read the host)."""
+    return v.item() if isinstance(v, Tensor) else v
+
+
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
+    start, end, step = _host_scalar(start), _host_scalar(end), _host_scalar(step)
     if end is None:
         start, end = 0, start
     if step == 0:
@@ -116,6 +122,7 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
+    start, end = _host_scalar(start), _host_scalar(end)
     b, d = _backend(device)
     arr = np.linspace(start, end, int(steps))
     return _finish(b.asarray(arr, dtype=normalize_dtype(dtype) or default_float_dtype(), device=d), requires_grad)

@@ -396,7 +396,17 @@ def add(a, b, alpha=1):
     return Add.apply(a, b) if a.data.shape == b.data.shape else _bcast_apply(Add, a, b, "add")
 
 
+def _no_bool_sub(a, b):
+    if (isinstance(a, Tensor) and a.data.dtype.kind == "b") or (isinstance(b, Tensor) and b.data.dtype.kind == "b"):
+        raise RuntimeError("sub: subtraction, the `-` operator, with a bool tensor is not supported "
+                           f"(dtypes {getattr(a, 'dtype', type(a).__name__)} and {getattr(b, 'dtype', type(b).__name__)});"
+                           " use logical_xor() or ~ instead, as PyTorch")
+
+
 def sub(a, b, alpha=1):
+    if (a.__class__ is not Tensor or b.__class__ is not Tensor or a.data.dtype.kind == "b"
+            or b.data.dtype.kind == "b"):
+        _no_bool_sub(a, b)
     if alpha != 1:
         b = mul(b, alpha)
     bc = b.__class__
@@ -470,9 +480,13 @@ def _bcast_apply(fn, a, b, opname):
     return fn.apply(a, b)
 
 
+class _BoolNegationError(RuntimeError, TypeError):
+    """PyTorch raises RuntimeError here; earlier versions of this library raised TypeError."""
+
+
 def neg(a):
     if a.data.dtype.kind == "b":
-        raise TypeError("neg: negation of a bool tensor is not supported; use logical_not")
+        raise _BoolNegationError("neg: negation of a bool tensor is not supported; use logical_not")
     return Neg.apply(a)
 
 
@@ -485,6 +499,11 @@ def pow(a, e):
             raise RuntimeError("pow: integers to negative integer powers are not allowed")
         return PowScalar.apply(a, e=e)
     if not isinstance(a, Tensor) and isinstance(e, Tensor):
+        if isinstance(a, (int, np.integer)) and not isinstance(a, bool) and e.data.dtype.kind in "biu":
+            # int ** integer tensor stays integer (int64 for bool exponents), as PyTorch; not differentiable
+            xp = _xp_of(e)
+            ed = e.data.astype(np.int64) if e.data.dtype.kind == "b" else e.data
+            return _new_tensor(xp.asarray(xp.power(xp.asarray(a, dtype=ed.dtype), ed)))
         e = _float_input(e, "pow")
         return RPowScalar.apply(e, base=float(a))
     a, e = _binary_operands(a, e, "pow")
@@ -626,6 +645,8 @@ class Sign(Function):
 
 
 def sign(x):
+    if x.data.dtype.kind == "b":  # bool: a copy, as PyTorch
+        return _new_tensor(x.data.copy())
     return Sign.apply(x)
 
 

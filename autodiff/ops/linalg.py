@@ -68,6 +68,8 @@ class MatMul(Function):
 
 
 def matmul(a, b):
+    """a @ b with NumPy/PyTorch broadcasting of batch dimensions. Differs from PyTorch in one point:
+    operands of different dtypes are promoted (PyTorch raises; mm/bmm/mv/dot raise here too)."""
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         raise TypeError(f"matmul: expected Tensors, got {type(a).__name__} and {type(b).__name__}")
     sa, sb = a.data.shape, b.data.shape
@@ -92,7 +94,15 @@ def matmul(a, b):
     return MatMul.apply(a, b)
 
 
+def _same_dtype(opname, *ts):
+    if any(t.data.dtype != ts[0].data.dtype for t in ts):
+        raise RuntimeError(f"{opname}: expected both operands to have the same dtype, got "
+                           f"{' and '.join(str(t.data.dtype) for t in ts)} (shapes "
+                           f"{' and '.join(str(tuple(t.shape)) for t in ts)}), as PyTorch")
+
+
 def mm(a, b):
+    _same_dtype("mm", a, b)
     if a.data.ndim != 2 or b.data.ndim != 2:
         raise RuntimeError(f"mm: expected 2-D tensors, got shapes {tuple(a.shape)} and {tuple(b.shape)}")
     if a.data.shape[1] != b.data.shape[0]:
@@ -102,6 +112,7 @@ def mm(a, b):
 
 
 def bmm(a, b):
+    _same_dtype("bmm", a, b)
     if a.data.ndim != 3 or b.data.ndim != 3 or a.data.shape[0] != b.data.shape[0]:
         raise RuntimeError(f"bmm: expected 3-D tensors with equal batch, got {tuple(a.shape)} and {tuple(b.shape)}")
     if a.data.shape[2] != b.data.shape[1]:
@@ -111,6 +122,7 @@ def bmm(a, b):
 
 
 def mv(a, v):
+    _same_dtype("mv", a, v)
     if a.data.ndim != 2 or v.data.ndim != 1:
         raise RuntimeError(f"mv: expected a matrix and a vector, got {tuple(a.shape)} and {tuple(v.shape)}")
     if a.data.shape[1] != v.data.shape[0]:
@@ -120,6 +132,7 @@ def mv(a, v):
 
 
 def dot(a, b):
+    _same_dtype("dot", a, b)
     if a.data.ndim != 1 or b.data.ndim != 1:
         raise RuntimeError(f"dot: 1-D tensors expected, but got {a.data.ndim}-D and {b.data.ndim}-D")
     if a.data.shape[0] != b.data.shape[0]:

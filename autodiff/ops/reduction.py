@@ -24,6 +24,8 @@ def normalize_dims(dim, ndim, opname):
     if dim is None:
         return tuple(range(ndim))
     dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+    if not dims:  # dim=() or [] reduces over all dimensions, as PyTorch
+        return tuple(range(ndim))
     n = ndim if ndim > 1 else 1
     out = []
     for d in dims:
@@ -402,7 +404,9 @@ def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
     """Vector norm over `dim` (all elements by default): p = 2/'fro', 1, inf, -inf, 0 or any real."""
     if dtype is not None:
         x = cast(x, normalize_dtype(dtype))
-    x = _float_input(x, "norm")
+    if x.data.dtype.kind not in "fc":
+        raise RuntimeError(f"norm: expected a floating point tensor as input, got {x.data.dtype} (as PyTorch; "
+                           "pass dtype= or call .float() first)")
     axes = normalize_dims(dim, x.data.ndim, "norm")
     if p in ("fro", 2, 2.0, None):
         return Norm2.apply(x, axes=axes, keepdim=keepdim)
@@ -619,3 +623,23 @@ def cumprod(x, dim, dtype=None):
     if x.data.ndim == 0:
         return CumProd.apply(x.reshape(1), axis=0).reshape(())
     return CumProd.apply(x, axis=axis)
+
+
+def unique(x, sorted=True, return_inverse=False, return_counts=False, dim=None):
+    """The distinct values of x (sorted), optionally with the inverse indices (x's shape, or the
+    length of `dim`) and the counts, as torch.unique. Not differentiable. The output size depends
+    on the data, so this reads the result size on the host (a sync on CUDA), as PyTorch does."""
+    xp = _xp_of(x)
+    if dim is None:
+        vals, inv, cnt = xp.unique(x.data.reshape(-1), return_inverse=True, return_counts=True)
+        inv = inv.reshape(x.data.shape)
+    else:
+        (axis,) = normalize_dims(dim, x.data.ndim, "unique")
+        vals, inv, cnt = xp.unique(x.data, return_inverse=True, return_counts=True, axis=axis)
+        inv = inv.reshape(-1)
+    out = [_new_tensor(xp.asarray(vals))]
+    if return_inverse:
+        out.append(_new_tensor(xp.asarray(inv).astype(np.int64)))
+    if return_counts:
+        out.append(_new_tensor(xp.asarray(cnt).astype(np.int64)))
+    return out[0] if len(out) == 1 else tuple(out)

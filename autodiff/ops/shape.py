@@ -67,7 +67,18 @@ def view(x, *shape):
         out = _new_tensor(x.data.view(dt))
         out._vc = x._vc
         return out
-    return reshape(x, *shape)
+    out = reshape(x, *shape)
+    if out is not x and x.data.size > 1 and not _shares_memory(out.data, x.data):
+        raise RuntimeError(f"view: shape {tuple(out.shape)} is not compatible with the size and strides of the "
+                           f"input (shape {tuple(x.shape)}, strides {x.stride()}): at least one dimension spans "
+                           "two non-contiguous subspaces. Use .reshape(...) instead, as PyTorch")
+    return out
+
+
+def _shares_memory(a, b):
+    from .. import backends
+    xp = backends._by_array_type[type(a)].xp
+    return bool(xp.may_share_memory(a, b))
 
 
 def flatten(x, start_dim=0, end_dim=-1):
@@ -303,7 +314,15 @@ def stack(tensors, dim=0):
 
 
 def narrow(x, dim, start, length):
+    """x[..., start:start + length, ...] along `dim` (a view); a negative start counts from the end."""
     d = _wrap_dim(dim, x.data.ndim, "narrow")
+    n = x.data.shape[d]
+    start, length = int(start), int(length)
+    if start < 0:
+        start += n
+    if not 0 <= start <= n or length < 0 or start + length > n:
+        raise IndexError(f"narrow: start {start} and length {length} are out of range for dimension {d} of size {n} "
+                         f"(shape {tuple(x.shape)})")
     key = (slice(None),) * d + (slice(start, start + length),)
     from .indexing import getitem
     return getitem(x, key)

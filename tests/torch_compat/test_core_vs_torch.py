@@ -1145,3 +1145,49 @@ def test_int_aliases():
     assert ad.int == ad.int32
     assert ad.tensor([1.5]).int().dtype == ad.int32
     assert ad.numel(ad.zeros(2, 3)) == 6 and ad.is_floating_point(ad.zeros(1))
+
+
+def test_misc_semantics():
+    i, b, f2 = np.array([1, 2, 3]), np.array([True, False, True]), R(2, 3, seed=51)
+    check(lambda m, i: 2 ** i, i)
+    check(lambda m, b: 2 ** b, b)
+    check(lambda m, b: m.sign(b), b)
+    check(lambda m, f: f.sum(()), f2)
+    check(lambda m, f: f.mean([]), f2)
+    check(lambda m, f: f.amax(()), f2)
+    check(lambda m, f: m.narrow(f, 1, -2, 2), f2)
+    check(lambda m, i: m.arange(m.tensor(3)), i)
+    check(lambda m, i: m.unique(m.tensor([3, 1, 3, 2, 1])), i)
+    check(lambda m, i: m.unique(m.tensor([3, 1, 3, 2, 1]), return_inverse=True, return_counts=True), i)
+    check(lambda m, i: m.tensor([[1, 2], [1, 2], [0, 5]]).unique(dim=0, return_inverse=True), i)
+    for lib in (ad, torch):
+        tb = lib.tensor(b)
+        for fn in (lambda: tb - 1, lambda: 1 - tb, lambda: tb - tb, lambda: lib.tensor(f2) - tb, lambda: -tb):
+            with pytest.raises(RuntimeError):
+                fn()
+        with pytest.raises(RuntimeError):
+            lib.tensor(f2).T.view(-1)
+        assert lib.tensor(f2).T.view(3, 2).shape == (3, 2)
+        with pytest.raises(RuntimeError):
+            lib.dot(lib.tensor(f2[0]), lib.tensor(i))
+        with pytest.raises(RuntimeError):
+            lib.norm(lib.tensor(i))
+        with pytest.raises((IndexError, RuntimeError)):
+            lib.narrow(lib.tensor(f2), 1, 2, 2)
+
+
+def test_new_ops_gradcheck():
+    rng = np.random.default_rng(0)
+    x = ad.tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    y = ad.tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    for f in (lambda x, y: ad.cumprod(x, 1), lambda x, y: ad.atan2(x, y), lambda x, y: ad.fmod(x, y.abs() + 1),
+              lambda x, y: ad.lerp(x, y, 0.3), lambda x, y: ad.logaddexp(x, y), lambda x, y: ad.hypot(x, y),
+              lambda x, y: ad.tan(x * 0.3), lambda x, y: ad.asin(x.tanh() * 0.9), lambda x, y: ad.cosh(x),
+              lambda x, y: ad.log2(x.abs() + 0.5), lambda x, y: ad.median(x, 1).values,
+              lambda x, y: ad.diagonal(x, 1), lambda x, y: ad.trace(x[:, :3]), lambda x, y: ad.roll(x, 1, 1),
+              lambda x, y: ad.scatter(x, 1, ad.tensor([[0], [1], [3]]), y), lambda x, y: ad.index_add(x, 0, ad.tensor([0, 0, 1]), y),
+              lambda x, y: ad.masked_select(x, y > 0), lambda x, y: ad.tensordot(x, y, ([1], [1])),
+              lambda x, y: ad.repeat_interleave(x, 2, 1), lambda x, y: ad.einsum("ii->i", x[:, :3]),
+              lambda x, y: ad.norm(x, 3, 1), lambda x, y: ad.norm(x * (x > 0), 0.5), lambda x, y: ad.clamp(x, y, y + 1),
+              lambda x, y: ad.nan_to_num(x), lambda x, y: ad.xlogy(x, y.abs() + 0.1)):
+        assert ad.gradcheck(f, (x, y))
