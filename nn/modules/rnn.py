@@ -82,7 +82,7 @@ class RNNBase(Module):
 
     # -- one direction of one layer over the whole sequence x (L, N, in); returns (outputs (L, N, H), state).
     # Subclasses define _cell(xw_t, state, w_hh, b_hh) -> new state.
-    def _run_direction(self, x, state, layer, reverse):
+    def _run_direction(self, x, state, layer, reverse, lengths=None):
         sfx = f"_l{layer}" + ("_reverse" if reverse else "")
         w_ih, w_hh = getattr(self, "weight_ih" + sfx), getattr(self, "weight_hh" + sfx)
         b_ih = getattr(self, "bias_ih" + sfx) if self.bias else None
@@ -93,9 +93,14 @@ class RNNBase(Module):
         outs = [None] * L
         steps = range(L - 1, -1, -1) if reverse else range(L)
         for t in steps:
-            state = self._cell(xw[t], state, w_hh, b_hh)
+            new = self._cell(xw[t], state, w_hh, b_hh)
             if w_hr is not None:  # LSTM projection: h = (o * tanh(c)) W_hr^T
-                state = (F.linear(state[0], w_hr), state[1])
+                new = (F.linear(new[0], w_hr), new[1])
+            if lengths is not None:  # packed input: sequences that ended (or, reversed, not begun) keep their state
+                m = autodiff.tensor((lengths > t).reshape(-1, 1), device=x.device)
+                new = tuple(autodiff.where(m, a, b) for a, b in zip(new, state)) if isinstance(new, tuple) \
+                    else autodiff.where(m, new, state)
+            state = new
             outs[t] = state[0] if isinstance(state, tuple) else state
         return stack(outs, 0), state
 
@@ -126,14 +131,15 @@ class RNNBase(Module):
                                f"got {tuple(hx.shape)}")
         return h
 
-    def _forward_layers(self, x, init_states):
+    def _forward_layers(self, x, init_states, pk=None):
         """init_states: list (per layer*direction) of the state object; returns (output, final states)."""
         d = 2 if self.bidirectional else 1
         finals = []
         for layer in range(self.num_layers):
             outs = []
             for direction in range(d):
-                o, st = self._run_direction(x, init_states[layer * d + direction], layer, direction == 1)
+                o, st = self._run_direction(x, init_states[layer * d + direction], layer, direction == 1,
+                                            None if pk is None else pk[0])
                 outs.append(o)
                 finals.append(st)
             x = outs[0] if d == 1 else autodiff.cat(outs, -1)
@@ -141,7 +147,38 @@ class RNNBase(Module):
                 x = F.dropout(x, self.dropout, True)
         return x, finals
 
-    def _output(self, out, batched):
+    def _layout(self, input, hx):
+        """(x as (L, N, features), batched, pk): pk = (lengths in longest-first order, the PackedSequence) for a
+        packed input, else None."""
+        from ..utils.rnn import PackedSequence, _pad_sorted
+        if isinstance(input, PackedSequence):
+            x, lengths = _pad_sorted(input)
+            if x.shape[-1] != self.input_size:
+                raise RuntimeError(f"{type(self).__name__}: packed input has {x.shape[-1]} features, expected "
+                                   f"input_size={self.input_size}")
+            return x, True, (lengths, input)
+        x, batched = self._check_and_layout(input, hx)
+        return x, batched, None
+
+    @staticmethod
+    def _permute(h, pk, which):
+        """Reorder the batch dimension of a state (or (h, c)) to / from the packed longest-first order."""
+        if pk is None or h is None:
+            return h
+        idx = pk[1].sorted_indices if which == "sorted" else pk[1].unsorted_indices
+        if idx is None:
+            return h
+        if isinstance(h, (tuple, list)):
+            return type(h)(RNNBase._permute(t, pk, which) for t in h)
+        return h.index_select(1, idx.to(h.device) if hasattr(idx, "to") else idx)
+
+    def _output(self, out, batched, pk=None):
+        if pk is not None:
+            from ..utils.rnn import PackedSequence, _host_ints
+            packed = pk[1]
+            bs = _host_ints(packed.batch_sizes, type(self).__name__)
+            data = autodiff.cat([out[t, :int(bs[t])] for t in range(bs.size)], 0)
+            return PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
         if not batched:
             return out.squeeze(1)
         return out.transpose(0, 1) if self.batch_first else out
@@ -163,11 +200,11 @@ class RNN(RNNBase):
         return autodiff.tanh(z) if self.nonlinearity == "tanh" else autodiff.relu(z)
 
     def forward(self, input, hx=None):
-        x, batched = self._check_and_layout(input, hx)
-        h0 = self._initial(x, hx, batched)
-        out, finals = self._forward_layers(x, [h0[i] for i in range(h0.shape[0])])
+        x, batched, pk = self._layout(input, hx)
+        h0 = self._initial(x, self._permute(hx, pk, "sorted"), batched)
+        out, finals = self._forward_layers(x, [h0[i] for i in range(h0.shape[0])], pk)
         hn = stack(finals, 0)
-        return self._output(out, batched), (hn if batched else hn.squeeze(1))
+        return self._output(out, batched, pk), self._permute(hn if batched else hn.squeeze(1), pk, "unsorted")
 
 
 class LSTM(RNNBase):
@@ -189,7 +226,8 @@ class LSTM(RNNBase):
         return h, c
 
     def forward(self, input, hx=None):
-        x, batched = self._check_and_layout(input, hx)
+        x, batched, pk = self._layout(input, hx)
+        hx = self._permute(hx, pk, "sorted")
         real = self.proj_size if self.proj_size > 0 else self.hidden_size
         if hx is None:
             h0 = self._initial(x, None, batched, real)
@@ -198,12 +236,12 @@ class LSTM(RNNBase):
             if not isinstance(hx, (tuple, list)) or len(hx) != 2:
                 raise RuntimeError("LSTM: hx must be a tuple (h_0, c_0)")
             h0, c0 = self._initial(x, hx[0], batched, real), self._initial(x, hx[1], batched)
-        out, finals = self._forward_layers(x, [(h0[i], c0[i]) for i in range(h0.shape[0])])
+        out, finals = self._forward_layers(x, [(h0[i], c0[i]) for i in range(h0.shape[0])], pk)
         hn = stack([s[0] for s in finals], 0)
         cn = stack([s[1] for s in finals], 0)
         if not batched:
             hn, cn = hn.squeeze(1), cn.squeeze(1)
-        return self._output(out, batched), (hn, cn)
+        return self._output(out, batched, pk), self._permute((hn, cn), pk, "unsorted")
 
 
 class GRU(RNNBase):
@@ -225,11 +263,11 @@ class GRU(RNNBase):
         return (1 - z) * n + z * h
 
     def forward(self, input, hx=None):
-        x, batched = self._check_and_layout(input, hx)
-        h0 = self._initial(x, hx, batched)
-        out, finals = self._forward_layers(x, [h0[i] for i in range(h0.shape[0])])
+        x, batched, pk = self._layout(input, hx)
+        h0 = self._initial(x, self._permute(hx, pk, "sorted"), batched)
+        out, finals = self._forward_layers(x, [h0[i] for i in range(h0.shape[0])], pk)
         hn = stack(finals, 0)
-        return self._output(out, batched), (hn if batched else hn.squeeze(1))
+        return self._output(out, batched, pk), self._permute(hn if batched else hn.squeeze(1), pk, "unsorted")
 
 
 class _CellBase(Module):

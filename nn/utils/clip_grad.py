@@ -53,6 +53,20 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     return total
 
 
+def clip_grads_with_norm_(parameters, max_norm, total_norm, foreach=None):
+    """Scale the gradients by min(1, max_norm / (total_norm + 1e-6)) in place, given a total norm computed
+    beforehand (e.g. by get_total_norm), as PyTorch."""
+    grads = _grads(parameters)
+    if not grads:
+        return
+    tn = total_norm.data if isinstance(total_norm, Tensor) else total_norm
+    xp = backend_of(grads[0].data).xp
+    coef = xp.minimum(float(max_norm) / (xp.asarray(tn) + 1e-6), 1.0)
+    for g in grads:
+        g.data *= coef.astype(g.dtype)
+        g._vc[0] += 1
+
+
 def clip_grad_norm(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
     """Deprecated alias of clip_grad_norm_."""
     return clip_grad_norm_(parameters, max_norm, norm_type, error_if_nonfinite, foreach)

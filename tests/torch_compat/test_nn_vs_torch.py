@@ -1082,3 +1082,73 @@ def test_transformer_decoder_and_transformer_match_torch(kw, dtype):
     src = rn(2, 4, 8) if bf else rn(4, 2, 8)
     compare_module(tt, ot, [src, tgt], dtype, train=True,
                    kwargs=dict(tgt_mask=causal, src_key_padding_mask=torch.tensor(kpm)))
+
+
+# ----------------------------------------------------------------------------------- packed sequences
+def test_pad_and_pack_sequences_match_torch():
+    from nn.utils import rnn as ornn
+    trnn = torch.nn.utils.rnn
+    seqs = [rn(3, 2), rn(5, 2), rn(1, 2), rn(4, 2)]
+    ts = [torch.tensor(s, requires_grad=True) for s in seqs]
+    os_ = [autodiff.tensor(s, requires_grad=True) for s in seqs]
+    for kw in (dict(), dict(batch_first=True, padding_value=-1.0), dict(padding_side="left")):
+        _close(ornn.pad_sequence(os_, **kw), trnn.pad_sequence(ts, **kw), np.float64, f"pad_sequence {kw}")
+    lengths = [3, 5, 1, 4]
+    for bf in (False, True):
+        tp = trnn.pack_padded_sequence(trnn.pad_sequence(ts, batch_first=bf), lengths, batch_first=bf,
+                                       enforce_sorted=False)
+        op = ornn.pack_padded_sequence(ornn.pad_sequence(os_, batch_first=bf), lengths, batch_first=bf,
+                                       enforce_sorted=False)
+        _close(op.data, tp.data, np.float64, "packed data")
+        for a, b in zip(op[1:], tp[1:]):
+            np.testing.assert_array_equal(_np(a), _np(b))
+        tpad, tl = trnn.pad_packed_sequence(tp, batch_first=bf, total_length=6)
+        opad, ol = ornn.pad_packed_sequence(op, batch_first=bf, total_length=6)
+        _close(opad, tpad, np.float64, "pad_packed_sequence")
+        np.testing.assert_array_equal(_np(ol), _np(tl))
+    tps = trnn.pack_sequence(sorted(ts, key=len, reverse=True))
+    ops = ornn.pack_sequence(sorted(os_, key=lambda s: s.shape[0], reverse=True))
+    _close(ops.data, tps.data, np.float64, "pack_sequence")
+    for a, b in zip(ornn.unpack_sequence(ops), trnn.unpack_sequence(tps)):
+        _close(a, b, np.float64, "unpack_sequence")
+    with pytest.raises(RuntimeError, match="decreasing"):
+        ornn.pack_padded_sequence(ornn.pad_sequence(os_), lengths)
+
+
+@pytest.mark.parametrize("name,kw", [("LSTM", dict(num_layers=2, bidirectional=True)), ("GRU", dict(batch_first=True)),
+                                     ("RNN", dict(bidirectional=True)), ("LSTM", dict(proj_size=2))])
+def test_rnn_on_packed_sequence_matches_torch(name, kw):
+    trnn = torch.nn.utils.rnn
+    from nn.utils import rnn as ornn
+    tm, om = _pair(name, 3, 4, **kw)
+    tm = tm.double()
+    _copy_params(tm, om)
+    om = om.double()
+    bf = kw.get("batch_first", False)
+    lengths = [2, 5, 3]
+    x = rn(3, 5, 3) if bf else rn(5, 3, 3)
+    tx, ox = torch.tensor(x, requires_grad=True), autodiff.tensor(x, requires_grad=True)
+    d = 2 if kw.get("bidirectional") else 1
+    nl = kw.get("num_layers", 1) * d
+    h0 = rn(nl, 3, kw.get("proj_size") or 4)
+    th0, oh0 = torch.tensor(h0, requires_grad=True), autodiff.tensor(h0, requires_grad=True)
+    if name == "LSTM":
+        c0 = rn(nl, 3, 4)
+        thx, ohx = (th0, torch.tensor(c0)), (oh0, autodiff.tensor(c0))
+    else:
+        thx, ohx = th0, oh0
+    tout, th = tm(trnn.pack_padded_sequence(tx, lengths, batch_first=bf, enforce_sorted=False), thx)
+    oout, oh = om(ornn.pack_padded_sequence(ox, lengths, batch_first=bf, enforce_sorted=False), ohx)
+    assert isinstance(oout, ornn.PackedSequence)
+    _close(oout.data, tout.data, np.float64, f"{name} packed output")
+    th, oh = (th[0], oh[0]) if name == "LSTM" else (th, oh)
+    _close(oh, th, np.float64, f"{name} h_n")
+    tpad = trnn.pad_packed_sequence(tout, batch_first=bf)[0]
+    opad = ornn.pad_packed_sequence(oout, batch_first=bf)[0]
+    g, gh = rn(*tpad.shape), rn(*th.shape)
+    ((tpad * torch.tensor(g)).sum() + (th * torch.tensor(gh)).sum()).backward()
+    ((opad * autodiff.tensor(g)).sum() + (oh * autodiff.tensor(gh)).sum()).backward()
+    _close(ox.grad, tx.grad, np.float64, "packed input grad")
+    _close(oh0.grad, th0.grad, np.float64, "h0 grad")
+    for (n, tp), (_, op) in zip(tm.named_parameters(), om.named_parameters()):
+        _close(op.grad, tp.grad, np.float64, f"{name}.{n}.grad")
