@@ -22,6 +22,7 @@ gradients into buffers it owns, in place. Un-broadcasting and dtype restoration 
 from __future__ import annotations
 
 import functools
+import itertools
 import operator
 import threading
 import weakref
@@ -34,6 +35,7 @@ _get_data = operator.attrgetter("data")
 _get_meta = operator.attrgetter("shape", "dtype")
 _get_vc = operator.attrgetter("_vc")
 _first = operator.itemgetter(0)
+_zip_longest = itertools.zip_longest
 
 
 # ----------------------------------------------------------------------------- grad mode
@@ -168,8 +170,8 @@ class Function:
                     break
             ctx = object.__new__(cls)
             ctx.backend = backend = _by_array_type[t0]
-            if n_in == 2 and not params:
-                out_arr = cls.forward(ctx, arrays[0], arrays[1])
+            if not params:
+                out_arr = cls.forward(ctx, *arrays)
             else:
                 out_arr = cls.forward(ctx, *arrays, **params)
         if type(out_arr) is not t0:
@@ -365,6 +367,8 @@ def _sum_to_shape_raw(a, shape):
     is a fresh array (not a view), so it can become a leaf's .grad without a copy."""
     lead = a.ndim - len(shape)
     r = a.sum(axis=tuple(range(lead))) if lead else a
+    if r.shape == shape:  # the common case (a bias): only leading dimensions were broadcast
+        return r
     axes = tuple(i for i, s in enumerate(shape) if s == 1 and r.shape[i] != 1)
     if axes:
         r = r.sum(axis=axes, keepdims=True)
@@ -510,12 +514,11 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
                     if node.save_output:
                         node.out_data = None
                     node.freed = True
-            if len(gin) != len(edges):  # backward may return fewer grads than inputs (trailing Nones)
-                gin = (tuple(gin) + (None,) * len(edges))[:len(edges)]
             # One pass over (edge, gradient, (input shape, dtype)): undo broadcasting and dtype
             # promotion, sum into the target's slot, and release the target when this was its last
-            # consumer.
-            for e, gi, meta in zip(edges, gin, node.in_meta):
+            # consumer. zip_longest: backward may return fewer gradients than inputs (the rest are
+            # None) or more (Linear without bias: the extra ones meet no edge and are skipped).
+            for e, gi, meta in _zip_longest(edges, gin, node.in_meta):
                 if e is None:
                     continue
                 left = deps.get(e)  # None for a leaf (only nodes are counted in deps)
@@ -528,7 +531,8 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
                         else:
                             gi = sum_to_shape(gi, shape)
                         d = gi.data
-                    if d.dtype != dtype:
+                    dt = d.dtype
+                    if dt is not dtype and dt != dtype:  # (built-in dtypes are singletons: `is` decides)
                         gi = _raw_tensor(d.astype(dtype), d) if raw else gi.to(dtype)
                     table = leaves if left is None else grads
                     old = table.get(e)
