@@ -31,7 +31,7 @@ from .ops.elementwise import (absolute, acos, addcdiv, addcmul, arctan2, asin, a
                               cosh, divide, erfc, exp2, float_power, fmod, frac, greater, greater_equal, heaviside,
                               hypot, isneginf, isposinf, lerp, less, less_equal, log2, log10, logaddexp, multiply,
                               nan_to_num, negative, not_equal, signbit, sinh, subtract, tan, true_divide, xlogy)
-from .ops.reduction import count_nonzero, cumprod, median, nanmean, nansum, unique
+from .ops.reduction import count_nonzero, cumprod, dist, kthvalue, median, nanmean, nansum, unique
 from .ops.shape import (atleast_1d, atleast_2d, atleast_3d, broadcast_tensors, column_stack, diff, dstack, fliplr,
                         flipud, hsplit, hstack, kron, moveaxis, repeat_interleave, roll, rot90, row_stack, select,
                         swapdims, tensor_split, tensordot, vsplit, vstack)

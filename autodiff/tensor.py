@@ -533,7 +533,7 @@ def _install_methods():
                  "multiply", "divide", "absolute", "erfc", "float_power", "heaviside", "arctan2", "greater",
                  "greater_equal", "less", "less_equal", "not_equal"):
         setattr(T, name, getattr(E, name))
-    for name in ("cumprod", "median", "count_nonzero", "nansum", "nanmean", "var_mean", "std_mean", "unique"):
+    for name in ("cumprod", "median", "count_nonzero", "nansum", "nanmean", "var_mean", "std_mean", "unique", "kthvalue", "dist"):
         setattr(T, name, getattr(R2, name))
     for name in ("roll", "rot90", "select", "repeat_interleave", "moveaxis", "swapdims", "tensor_split", "hsplit",
                  "vsplit", "diff", "tensordot", "kron", "fliplr", "flipud"):

@@ -825,18 +825,46 @@ class Clamp(Function):
         return mul_const(g, ctx.mask)
 
 
+class ClampT(Function):
+    """clamp with tensor bounds, gradients exactly as PyTorch's: x gets g where min <= x <= max;
+    min where x < min (and min < max); max where x > max (or max < min). Ties are not split."""
+
+    @staticmethod
+    def forward(ctx, a, *bounds, has_lo, has_hi):
+        xp = ctx.backend.xp
+        lo = bounds[0] if has_lo else None
+        hi = bounds[-1] if has_hi else None
+        out = a
+        mx = xp.ones(a.shape, dtype=bool)
+        masks = []
+        if lo is not None:
+            out = xp.maximum(out, lo)
+            mx = mx & (a >= lo)
+            masks.append((a < lo) & (lo < hi) if hi is not None else (a < lo))
+        if hi is not None:
+            out = xp.minimum(out, hi)
+            mx = mx & (a <= hi)
+            masks.append((a > hi) | (hi < lo) if lo is not None else (a > hi))
+        ctx.masks = [mx] + masks
+        return xp.asarray(out)
+
+    @staticmethod
+    def backward(ctx, g):
+        return tuple(mul_const(g, m) if e is not None else None for m, e in zip(ctx.masks, ctx.edges))
+
+
 def clamp(x, min=None, max=None):
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must be given")
     if isinstance(min, Tensor) or isinstance(max, Tensor):
-        # As PyTorch: x gets the gradient where min <= x <= max (bounds included, no tie
-        # splitting), a bound where it is the one returned.
-        out = x
-        if min is not None:
-            out = where(lt(out, min), min, out)
-        if max is not None:
-            out = where(gt(out, max), max, out)
-        return out
+        ts = [x] + [b if isinstance(b, Tensor) else _const_like(b, x) for b in (min, max) if b is not None]
+        dt = ts[0].data.dtype
+        for t in ts[1:]:
+            dt = result_type((dt, 1), (t.data.dtype, t.data.ndim))
+        ts = [cast(t, dt) for t in ts]
+        for t in ts[1:]:
+            _check_broadcast("clamp", ts[0], t)
+        return ClampT.apply(*ts, has_lo=min is not None, has_hi=max is not None)
     if x.data.dtype.kind in "iu" and any(isinstance(v, float) for v in (min, max)):
         from ..dtypes import default_float_dtype
         x = cast(x, default_float_dtype())
@@ -1108,7 +1136,9 @@ class Atan2(Function):
     def backward(ctx, g):
         a, b = ctx.saved_tensors
         r = add(mul(a, a), mul(b, b))
-        return mul(g, div(b, r)), neg(mul(g, div(a, r)))
+        zero = _xp_of(r).asarray(r.data == 0)
+        r = add(r, _new_tensor(zero.astype(r.data.dtype)))  # 0 gradient at the origin, as PyTorch
+        return mul_const(mul(g, div(b, r)), ~zero), mul_const(neg(mul(g, div(a, r))), ~zero)
 
 
 def atan2(a, b):

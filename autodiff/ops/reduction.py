@@ -14,7 +14,7 @@ import numpy as np
 from ..autograd import Function, _mode, _new_tensor, _raw_tensor
 from ..dtypes import normalize_dtype
 from ..tensor import Tensor
-from .elementwise import _float_input, _xp_of, add, cast, div, exp, log, mul, mul_const, pow, sqrt, sub, abs
+from .elementwise import _float_input, _xp_of, add, cast, div, exp, log, mul, mul_const, pow, sub, abs
 
 MinMax = collections.namedtuple("MinMax", ["values", "indices"])
 
@@ -195,8 +195,30 @@ def var(x, dim=None, unbiased=None, keepdim=False, correction=None):
     return div(ss, float(n - correction if n > correction else 0))
 
 
+class _StdSqrt(Function):
+    """sqrt of a variance whose gradient is 0 where the result is 0 (a constant input has std 0 and
+    gradient 0, not nan), as PyTorch's std backward."""
+    save_output = True
+
+    @staticmethod
+    def forward(ctx, v):
+        return ctx.backend.xp.sqrt(v)
+
+    @staticmethod
+    def backward(ctx, g):
+        out = ctx.output()
+        zero = _xp_of(out).asarray(out.data == 0)
+        safe = add(out, _new_tensor(zero.astype(out.data.dtype)))
+        return mul_const(div(mul(g, 0.5), safe), ~zero)
+
+
 def std(x, dim=None, unbiased=None, keepdim=False, correction=None):
-    return sqrt(var(x, dim, unbiased=unbiased, keepdim=keepdim, correction=correction))
+    return _StdSqrt.apply(var(x, dim, unbiased=unbiased, keepdim=keepdim, correction=correction))
+
+
+def dist(x, y, p=2):
+    """norm(x - y, p) over all elements."""
+    return norm(sub(x, y), p)
 
 
 def var_mean(x, dim=None, unbiased=None, keepdim=False, correction=None):
@@ -536,13 +558,16 @@ def median(x, dim=None, keepdim=False):
     """The lower median (as PyTorch: no averaging of the two middle values). Without `dim` a 0-d
     tensor; with `dim` a (values, indices) named tuple. The gradient goes to the selected element."""
     from .indexing import gather
-    if dim is None:
-        flat = x.reshape(-1)
-        if flat.data.shape[0] == 0:
+    if dim is None:  # the gradient is split evenly among the elements equal to the median, as PyTorch
+        if x.data.size == 0:
             raise RuntimeError("median: cannot compute the median of an empty tensor")
-        idx = argsort(flat, 0, stable=True)
-        k = (flat.data.shape[0] - 1) // 2
-        return gather(flat, 0, idx[k:k + 1]).reshape(())
+        xp = _xp_of(x)
+        flat = x.data.reshape(-1)
+        v = xp.sort(flat)[(flat.shape[0] - 1) // 2]
+        mask = flat == v
+        w = (mask / mask.sum()).astype(flat.dtype).reshape(x.data.shape)
+        vt = _new_tensor(xp.asarray(v))
+        return add(vt, sum(mul_const(sub(x, vt), w)))  # exactly v forward (x - v is 0 where w != 0)
     if x.data.ndim == 0:
         normalize_dims(dim, 0, "median")
         from .shape import clone
@@ -555,6 +580,29 @@ def median(x, dim=None, keepdim=False):
     if not keepdim:
         vals, idx = vals.squeeze(axis), idx.squeeze(axis)
     return MedianResult(vals, idx)
+
+
+KthValueResult = collections.namedtuple("kthvalue", ["values", "indices"])
+
+
+def kthvalue(x, k, dim=-1, keepdim=False):
+    """The k-th smallest element along `dim` (1-based) and its index, as torch.kthvalue."""
+    from .indexing import gather
+    if x.data.ndim == 0:
+        normalize_dims(dim, 0, "kthvalue")
+        if k != 1:
+            raise RuntimeError(f"kthvalue: k ({k}) out of range for a 0-d tensor")
+        from .shape import clone
+        return KthValueResult(clone(x), _new_tensor(_xp_of(x).zeros((), dtype=np.int64)))
+    (axis,) = normalize_dims(dim, x.data.ndim, "kthvalue")
+    n = x.data.shape[axis]
+    if not 1 <= k <= n:
+        raise RuntimeError(f"kthvalue: k ({k}) out of range for dimension {axis} of size {n} (shape {tuple(x.shape)})")
+    idx = argsort(x, axis, stable=True).narrow(axis, k - 1, 1)
+    vals = gather(x, axis, idx)
+    if not keepdim:
+        vals, idx = vals.squeeze(axis), idx.squeeze(axis)
+    return KthValueResult(vals, idx)
 
 
 def count_nonzero(x, dim=None):

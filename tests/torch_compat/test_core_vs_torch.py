@@ -347,6 +347,25 @@ def test_clamp_tensor_bound_ties():
     check(lambda m, x, lo, hi: m.clamp(x, lo, hi), x, lo, hi)
     check(lambda m, x, lo, hi: x.clamp(min=lo), x, lo, hi)
     check(lambda m, x, lo, hi: x.clamp(max=hi), x, lo, hi)
+    check(lambda m, x, lo, hi: m.clamp(x, hi, hi), x, lo, hi)  # min == max
+    check(lambda m, x, lo, hi: m.clamp(x, hi, lo), x, lo, hi)  # min > max
+
+
+def test_grad_edge_cases():
+    x = np.array([0.0, 1.0, -2.0, 1.0, 3.0, 3.0])
+    y = np.array([0.0, 2.0, 0.5, 1.0, 0.0, -1.0])
+    check(lambda m, x, y: m.std(m.ones(3, dtype=x.dtype) * x[1]), x, y)  # constant input: zero grad, not nan
+    check(lambda m, x, y: m.atan2(x, y), x, y)  # the origin: zero grad
+    check(lambda m, x, y: m.median(x), x, y)  # ties share the gradient
+    check(lambda m, x, y: m.kthvalue(x, 2), x, y)
+    check(lambda m, x, y: x.reshape(2, 3).kthvalue(3, 1, keepdim=True), x, y)
+    check(lambda m, x, y: m.dist(x, y), x, y)
+    check(lambda m, x, y: m.dist(x, y, 1), x, y)
+    check(lambda m, x, y: m.sqrt(x.abs()), x, y)
+    check(lambda m, x, y: m.abs(x) ** y, x, y)
+    check(lambda m, x, y: x ** 0, x, y)
+    check(lambda m, x, y: m.log_softmax(m.where(x > 2, x, m.full_like(x, float("-inf"))), 0), x, y)
+    check(lambda m, x, y: (m.nn.functional if m is torch else m).softplus(x, beta=2, threshold=3), x, y)
 
 
 MORE_UNARY = {
