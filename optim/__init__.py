@@ -5,12 +5,14 @@ from .adagrad import Adagrad
 from .adam import Adam
 from .adamax import Adamax
 from .adamw import AdamW
+from .asgd import ASGD
 from .lion import Lion
 from .nadam import NAdam
 from .optimizer import Optimizer, required
 from .radam import RAdam
 from .rmsprop import RMSprop
+from .rprop import Rprop
 from .sgd import SGD
 
 __all__ = ["Optimizer", "required", "SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Adadelta", "Adamax", "NAdam",
-           "RAdam", "Lion", "lr_scheduler"]
+           "RAdam", "Lion", "Rprop", "ASGD", "lr_scheduler"]
