@@ -143,7 +143,10 @@ def getitem(x, key):
     tensor has shape (4, 2) (NumPy: (2, 4), the advanced axes moved to the front)."""
     key, advanced = _normalize_key(x, key)
     if not advanced:
-        return _GetItemView.apply(x, key=key, advanced=False)
+        out = _GetItemView.apply(x, key=key, advanced=False)
+        if out.grad_fn is not None:
+            out.grad_fn.view_base = x  # lets an in-place op on the view write through x (inplace.py)
+        return out
     split = _split_int_key(key)
     if split is not None:
         x = _GetItemView.apply(x, key=split[0], advanced=False)

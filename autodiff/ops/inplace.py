@@ -35,6 +35,9 @@ def apply_inplace(x, op, opname, fast, others=()):
         x._vc[0] += 1
         return x
     node = x.grad_fn
+    base = getattr(node, "view_base", None) if node is not None else None
+    if base is not None and base.grad_fn is not None:  # a view of a non-leaf: write through the base
+        return _inplace_through_base(x, node, op, opname)
     if node is not None and node.is_view:
         # The view shares memory with a tensor that requires grad; writing through it would change
         # that tensor's values without its graph knowing (PyTorch rebases the base's graph here).
@@ -60,6 +63,27 @@ def apply_inplace(x, op, opname, fast, others=()):
         r.grad_fn.out_version = x._vc[0] + 1
         r.grad_fn.out_data = x.data
     x._vc[0] += 1
+    return x
+
+
+def _inplace_through_base(x, node, op, opname):
+    """In-place op on a basic-indexing view `x = base[key]` under autograd, as PyTorch's rebase:
+    the new values are written through the base (`base[key] = op(x)`, recorded on the base's
+    graph), and x becomes `base[key]` of the updated base. Views share the base's memory and
+    version counter, so both see the new values."""
+    from .indexing import getitem, setitem_
+    base, key = node.view_base, node.key
+    old = _new_tensor(x.data.copy())
+    old.requires_grad = x.requires_grad
+    old.grad_fn = x.grad_fn
+    r = op(old)
+    if r.data.dtype != x.data.dtype and not _castable(r.data.dtype, x.data.dtype):
+        raise RuntimeError(f"{opname}: result type {r.data.dtype} can't be cast to the desired output type "
+                           f"{x.data.dtype}")
+    setitem_(base, key, r)
+    v = getitem(base, key)
+    x.grad_fn = v.grad_fn
+    x.requires_grad = v.requires_grad
     return x
 
 

@@ -1074,16 +1074,41 @@ def test_inplace_saved_tensor_modified_error():
             z.sum().backward()
 
 
-@pytest.mark.xfail(reason="in-place ops on a view of a tensor that requires grad are refused (PyTorch "
-                   "rebases the base's graph; the engine keeps no reference from a view to its base tensor)",
-                   raises=RuntimeError, strict=True)
 def test_inplace_view_propagates():
     def f(m, x):
         y = x * 1.0
         y[0].mul_(3.0)
         y[:, 1] = 0.0
-        return y
+        y[1] += x[0]
+        y[:, ::2] *= 2
+        z = y[1]
+        z.sub_(1.0)
+        return y, z
     check(f, R(2, 3, seed=23))
+
+    def g(m, x):  # a view of an integer index into an int tensor: float result refused
+        y = m.tensor([[1, 2], [3, 4]])
+        y[0] += 1
+        with pytest.raises(RuntimeError):
+            y[1] += 0.5
+        return y
+    check(g, R(2, 3, seed=23), grad=False)
+
+    for lib in (ad, torch):  # a view of a leaf that requires grad
+        x = lib.ones(2, 3, requires_grad=True)
+        with pytest.raises(RuntimeError):
+            x[0].mul_(2)
+
+
+@pytest.mark.xfail(reason="in-place ops on views made by reshape/transpose/permute/expand of a tensor that "
+                   "requires grad are refused (only basic-indexing views write through their base)",
+                   raises=RuntimeError, strict=True)
+def test_inplace_on_transpose_view():
+    def f(m, x):
+        y = x * 1.0
+        y.t().mul_(2.0)
+        return y
+    check(f, R(2, 3, seed=24))
 
 
 # ----------------------------------------------------------------------------- more of the namespace
