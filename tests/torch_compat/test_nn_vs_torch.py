@@ -1157,3 +1157,38 @@ def test_rnn_on_packed_sequence_matches_torch(name, kw):
     _close(oh0.grad, th0.grad, np.float64, "h0 grad")
     for (n, tp), (_, op) in zip(tm.named_parameters(), om.named_parameters()):
         _close(op.grad, tp.grad, np.float64, f"{name}.{n}.grad")
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(line_search_fn="strong_wolfe"), dict(lr=0.5, history_size=3, max_iter=7)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_lbfgs_matches_torch(kw, dtype):
+    def run(lib):
+        torch.manual_seed(0)
+        tm = tnn.Sequential(tnn.Linear(3, 4), tnn.Tanh(), tnn.Linear(4, 1)).to(TDT[dtype])
+        rng = np.random.default_rng(0)
+        X, Y = rng.standard_normal((10, 3)).astype(dtype), rng.standard_normal((10, 1)).astype(dtype)
+        if lib == "torch":
+            m, t, O, lossf = tm, torch.tensor, torch.optim.LBFGS, TF.mse_loss
+        else:
+            m = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
+            m.load_state_dict({k: v.numpy() for k, v in tm.state_dict().items()})
+            m = m.double() if dtype == np.float64 else m.float()
+            t, O, lossf = autodiff.tensor, optim.LBFGS, F.mse_loss
+        opt = O(m.parameters(), **kw)
+        x, y = t(X), t(Y)
+
+        def closure():
+            opt.zero_grad()
+            loss = lossf(m(x), y)
+            loss.backward()
+            return loss
+        losses = [float(opt.step(closure).detach()) for _ in range(2)]
+        st = opt.state[next(iter(opt.state))]
+        return [_np(p) for p in m.parameters()], losses, st["func_evals"], st["n_iter"]
+    ours, ref = run("ours"), run("torch")
+    tol = dict(rtol=1e-9, atol=1e-11) if dtype == np.float64 else dict(rtol=2e-2, atol=2e-3)
+    for a, b in zip(ours[0], ref[0]):
+        np.testing.assert_allclose(a, b, **tol)
+    np.testing.assert_allclose(ours[1], ref[1], **tol)
+    if dtype == np.float64:
+        assert ours[2:] == ref[2:]
