@@ -181,6 +181,7 @@ class TransferLog:
     def __init__(self):
         self.count = 0
         self.where = []
+        self.hooks = []
 
     def add(self, what):
         self.count += 1
@@ -197,42 +198,66 @@ class TransferLog:
 def _count_transfers():
     """Count device-to-host transfers and host synchronisations while the block runs (for tests).
 
-    Hooks CuPy's sync detector, which `ndarray.get()` (hence `cupy.asnumpy`, `.item()`, `float()`,
-    `bool()`, `int()`, `.tolist()`, printing) and `Device.synchronize()` call before they block; where
-    that private hook is missing (a future CuPy), falls back to wrapping `cupy.ndarray.get` and
-    `cupy.asnumpy`. Copies CuPy makes internally without either path are not seen.
+    Two hooks, each installed where this CuPy allows it, and counted once per transfer:
+    - `cupy.ndarray.get` and `cupy.asnumpy` are wrapped (`cupy.ndarray` is a Python subclass of CuPy's
+      Cython base, so `.item()`, `float()`, `bool()`, `int()`, `.tolist()` and printing, which call
+      `self.get()`, go through the wrapper);
+    - CuPy's private sync detector `cupy._core.syncdetect._declare_synchronize`, which CuPy <= 13 calls
+      from `ndarray.get()` and `Device.synchronize()` (CuPy 14 no longer calls it; calls made inside a
+      wrapped `get` are not counted twice).
+    `log.hooks` names the hooks that were installed. Copies CuPy makes internally without either path
+    (and `Device.synchronize()` on CuPy >= 14) are not seen.
     """
     cp = _cp()
     log = TransferLog()
     undo = []
+    inside_get = [0]
     try:
         from cupy._core import syncdetect
         orig = syncdetect._declare_synchronize
 
         def declare():
-            log.add("device->host sync")
+            if not inside_get[0]:
+                log.add("device->host sync")
             return orig()
 
         syncdetect._declare_synchronize = declare
         undo.append((syncdetect, "_declare_synchronize", orig))
+        log.hooks.append("syncdetect")
     except (ImportError, AttributeError):
-        orig_get = cp.ndarray.get
-        orig_asnumpy = cp.asnumpy
+        pass
+    nd = getattr(cp, "ndarray", None)
+    if nd is not None and hasattr(nd, "get"):
+        orig_get = nd.get
+        own = "get" in vars(nd)
 
         def get(self, *a, **k):
-            log.add("ndarray.get")
-            return orig_get(self, *a, **k)
-
-        def asnumpy(a, *args, **k):
-            if isinstance(a, cp.ndarray):
-                return get(a, *args, **k)
-            return orig_asnumpy(a, *args, **k)
-
-        own = "get" in vars(cp.ndarray)
-        cp.ndarray.get = get
-        cp.asnumpy = asnumpy
-        undo.append((cp.ndarray, "get", orig_get if own else None))
-        undo.append((cp, "asnumpy", orig_asnumpy))
+            if not inside_get[0]:
+                log.add("ndarray.get")
+            inside_get[0] += 1
+            try:
+                return orig_get(self, *a, **k)
+            finally:
+                inside_get[0] -= 1
+        try:
+            nd.get = get
+            undo.append((nd, "get", orig_get if own else None))
+            log.hooks.append("ndarray.get")
+        except (TypeError, AttributeError):  # an immutable (Cython) type: only the sync detector is left
+            pass
+        orig_asnumpy = getattr(cp, "asnumpy", None)
+        if orig_asnumpy is not None:
+            def asnumpy(a, *args, **k):
+                if isinstance(a, nd) and not inside_get[0]:
+                    log.add("asnumpy")
+                    inside_get[0] += 1
+                    try:
+                        return orig_asnumpy(a, *args, **k)
+                    finally:
+                        inside_get[0] -= 1
+                return orig_asnumpy(a, *args, **k)
+            cp.asnumpy = asnumpy
+            undo.append((cp, "asnumpy", orig_asnumpy))
     try:
         yield log
     finally:
