@@ -327,15 +327,7 @@ class Tensor:
     # ------------------------------------------------------------------ printing
     def __repr__(self):
         arr = _by_array_type[type(self.data)].to_numpy(self.data)
-        fmt = None
-        if arr.dtype.kind == "f" and arr.size:
-            # PyTorch's style: integral values as "1.", else 4 decimals, scientific for wide ranges
-            finite = np.abs(arr[np.isfinite(arr)]).astype(np.float64)
-            if finite.size and not np.all(finite == np.round(finite)):
-                nz = finite[finite > 0]
-                wide = nz.size and (nz.max() >= 1e8 or nz.min() < 1e-4 or nz.max() / nz.min() > 1e3)
-                fmt = {"float_kind": (lambda v: f"{v:.4e}") if wide else (lambda v: f"{v:.4f}")}
-        body = np.array2string(arr, separator=", ", precision=4, prefix="tensor(", formatter=fmt)
+        body = _format_array(arr)
         extras = []
         if self.data.dtype not in (default_float_dtype(), np.dtype(np.int64), np.dtype(np.bool_)):
             extras.append(f"dtype={self.data.dtype}")
@@ -346,9 +338,113 @@ class Tensor:
             extras.append(f"grad_fn={self.grad_fn!r}")
         elif self.requires_grad:
             extras.append("requires_grad=True")
-        return "tensor(" + body + "".join(", " + e for e in extras) + ")"
+        out = "tensor(" + body
+        last = len(out) - out.rfind("\n") + 1
+        for e in extras:  # PyTorch's _add_suffixes: a suffix that does not fit goes on its own line
+            if last + len(e) + 2 > _PRINT_LINEWIDTH:
+                out += ",\n" + " " * len("tensor(") + e
+                last = len("tensor(") + len(e)
+            else:
+                out += ", " + e
+                last += len(e) + 2
+        return out + ")"
 
     __str__ = __repr__
+
+
+# ----------------------------------------------------------------------------- printing (PyTorch's layout)
+_PRINT_PRECISION, _PRINT_THRESHOLD, _PRINT_EDGEITEMS, _PRINT_LINEWIDTH = 4, 1000, 3, 80
+
+
+class _Formatter:
+    """torch._tensor_str._Formatter: one width and one mode (integral / fixed / scientific) for all
+    elements, decided from the non-zero finite values."""
+
+    def __init__(self, flat):
+        self.floating = flat.dtype.kind == "f"
+        self.int_mode, self.sci_mode, self.max_width = True, False, 1
+        p = _PRINT_PRECISION
+        if not self.floating:
+            for v in flat.tolist():
+                self.max_width = max(self.max_width, len(str(v)))
+            return
+        vals = flat[np.isfinite(flat) & (flat != 0)].astype(np.float64)
+        if vals.size == 0:
+            return
+        a = np.abs(vals)
+        lo, hi = float(a.min()), float(a.max())
+        self.int_mode = bool(np.all(vals == np.ceil(vals)))
+        if self.int_mode:
+            if hi / lo > 1000.0 or hi > 1.0e8:
+                self.sci_mode = True
+                self.max_width = max(len(f"{v:.{p}e}") for v in vals.tolist())
+            else:
+                self.max_width = max(len(f"{v:.0f}") + 1 for v in vals.tolist())
+        elif hi / lo > 1000.0 or hi > 1.0e8 or lo < 1.0e-4:
+            self.sci_mode = True
+            self.max_width = max(len(f"{v:.{p}e}") for v in vals.tolist())
+        else:
+            self.max_width = max(len(f"{v:.{p}f}") for v in vals.tolist())
+
+    def format(self, v):
+        p = _PRINT_PRECISION
+        if self.floating:
+            if self.sci_mode:
+                r = f"{v:{self.max_width}.{p}e}"
+            elif self.int_mode:
+                r = f"{v:.0f}"
+                if not (np.isinf(v) or np.isnan(v)):
+                    r += "."
+            else:
+                r = f"{v:.{p}f}"
+        else:
+            r = str(v)
+        return (self.max_width - len(r)) * " " + r
+
+
+def _summarized(a):
+    """The elements PyTorch shows of a large array (edge items of every dimension)."""
+    e = _PRINT_EDGEITEMS
+    if a.ndim == 0:
+        return a.reshape(-1)
+    if a.ndim == 1:
+        return np.concatenate([a[:e], a[-e:]]) if a.shape[0] > 2 * e else a
+    rows = list(range(e)) + list(range(a.shape[0] - e, a.shape[0])) if a.shape[0] > 2 * e else range(a.shape[0])
+    parts = [_summarized(a[i]) for i in rows]
+    return np.concatenate(parts) if parts else a.reshape(-1)
+
+
+def _format_array(arr):
+    if arr.size == 0:
+        return "[]" if arr.ndim == 1 else f"[], size={tuple(arr.shape)}"
+    summarize = arr.size > _PRINT_THRESHOLD
+    fmt = _Formatter(_summarized(arr) if summarize else arr.reshape(-1))
+    e, indent0 = _PRINT_EDGEITEMS, len("tensor(")
+
+    def vec(a, indent):
+        per_line = max(1, (_PRINT_LINEWIDTH - indent) // (fmt.max_width + 2))
+        vals = a.tolist()
+        if summarize and len(vals) > 2 * e:
+            data = [fmt.format(v) for v in vals[:e]] + [" ..."] + [fmt.format(v) for v in vals[-e:]]
+        else:
+            data = [fmt.format(v) for v in vals]
+        lines = [", ".join(data[i:i + per_line]) for i in range(0, len(data), per_line)]
+        return "[" + (",\n" + " " * (indent + 1)).join(lines) + "]"
+
+    def rec(a, indent):
+        if a.ndim == 0:
+            return fmt.format(a.item())
+        if a.ndim == 1:
+            return vec(a, indent)
+        n = a.shape[0]
+        if summarize and n > 2 * e:
+            parts = [rec(a[i], indent + 1) for i in range(e)] + ["..."] + [rec(a[i], indent + 1)
+                                                                       for i in range(n - e, n)]
+        else:
+            parts = [rec(a[i], indent + 1) for i in range(n)]
+        return "[" + ("," + "\n" * (a.ndim - 1) + " " * (indent + 1)).join(parts) + "]"
+
+    return rec(arr, indent0)
 
 
 def _looks_like_dtype(a):

@@ -1000,6 +1000,21 @@ def test_type_strings():
     assert ad.tensor([1]).dtype == ad.int64 and ad.tensor([1.0]).dtype == ad.float32
 
 
+@pytest.mark.parametrize("data", ["[1.0, 2.0]", "[[0.8605, 0.0918], [-0.4145, 0.1350]]", "[1, 2, 3]", "[True, False]",
+                                  "3.5", "7", "[1e-5, 1.0]", "[1e6, 2.0]", "[float('nan'), float('inf'), 1.0]", "[]",
+                                  "np.arange(30.0) / 7", "np.arange(2000.0).reshape(20, 100) / 7",
+                                  "np.arange(24).reshape(2, 3, 4)", "np.zeros((2, 0))", "np.arange(5000)"])
+def test_repr_layout_matches_torch(data):
+    """Same element formatting, alignment, wrapping and summarization as PyTorch (dtype names
+    differ only by the 'torch.' prefix)."""
+    v = eval(data)
+    assert repr(ad.tensor(v)) == repr(torch.tensor(v)).replace("torch.", "")
+    if "True" not in data and "[]" not in data and "zeros" not in data:
+        a = ad.tensor(v, dtype=ad.float64, requires_grad=True) * 2
+        t = torch.tensor(v, dtype=torch.float64, requires_grad=True) * 2
+        assert repr(a) == repr(t).replace("torch.", "")
+
+
 def test_repr_basics():
     r = repr(ad.tensor([1.0, 2.0]))
     assert r.startswith("tensor(") and "1." in r and "2." in r
