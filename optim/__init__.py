@@ -17,3 +17,11 @@ from .sgd import SGD
 
 __all__ = ["Optimizer", "required", "SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Adadelta", "Adamax", "NAdam",
            "RAdam", "Lion", "Rprop", "ASGD", "LBFGS", "lr_scheduler"]
+
+
+def __getattr__(name):
+    """`optim.swa_utils` is imported on first use (it builds on nn, which may import optim)."""
+    if name == "swa_utils":
+        import importlib
+        return importlib.import_module(".swa_utils", __name__)
+    raise AttributeError(f"module 'optim' has no attribute {name!r}")

@@ -1192,3 +1192,69 @@ def test_lbfgs_matches_torch(kw, dtype):
     np.testing.assert_allclose(ours[1], ref[1], **tol)
     if dtype == np.float64:
         assert ours[2:] == ref[2:]
+
+
+# ----------------------------------------------------------------------------------------- swa_utils
+@pytest.mark.parametrize("mode", ["swa", "ema", "ema_fn", "buffers"])
+def test_averaged_model_and_update_bn_match_torch(mode):
+    from optim import swa_utils as OS
+    TS = torch.optim.swa_utils
+    torch.manual_seed(0)
+    tm = tnn.Sequential(tnn.Linear(3, 4), tnn.BatchNorm1d(4), tnn.Linear(4, 2)).double()
+    om = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+    _copy_params(tm, om)
+    om = om.double()
+    kw_t, kw_o = {}, {}
+    if mode == "ema":
+        kw_t, kw_o = dict(multi_avg_fn=TS.get_ema_multi_avg_fn(0.9)), dict(multi_avg_fn=OS.get_ema_multi_avg_fn(0.9))
+    elif mode == "ema_fn":
+        kw_t, kw_o = dict(avg_fn=TS.get_ema_avg_fn(0.8)), dict(avg_fn=OS.get_ema_avg_fn(0.8))
+    elif mode == "buffers":
+        kw_t, kw_o = dict(use_buffers=True), dict(use_buffers=True)
+    ta, oa = TS.AveragedModel(tm, **kw_t), OS.AveragedModel(om, **kw_o)
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        x = rng.standard_normal((5, 3))
+        tm(torch.tensor(x))
+        om(autodiff.tensor(x))
+        upd = {k: rng.standard_normal(tuple(v.shape)) for k, v in tm.named_parameters()}
+        with torch.no_grad():
+            for k, p in tm.named_parameters():
+                p += torch.tensor(upd[k])
+        for k, p in om.named_parameters():
+            p.data += upd[k]
+        ta.update_parameters(tm)
+        oa.update_parameters(om)
+    assert list(oa.state_dict()) == list(ta.state_dict())
+    for (k, a), (_, b) in zip(oa.state_dict().items(), ta.state_dict().items()):
+        np.testing.assert_allclose(_np(a), _np(b), rtol=1e-12, atol=1e-14, err_msg=k)
+    loader = [(torch.tensor(rng.standard_normal((6, 3))), 0) for _ in range(3)]
+    TS.update_bn(loader, ta)
+    OS.update_bn([(autodiff.tensor(_np(x)), y) for x, y in loader], oa)
+    for (k, a), (_, b) in zip(oa.state_dict().items(), ta.state_dict().items()):
+        np.testing.assert_allclose(_np(a), _np(b), rtol=1e-12, atol=1e-14, err_msg=k)
+    assert oa.module[1].momentum == 0.1
+    x = rng.standard_normal((2, 3))
+    ta.eval()
+    oa.eval()
+    _close(oa(autodiff.tensor(x)), ta(torch.tensor(x)), np.float64, "AveragedModel forward")
+
+
+@pytest.mark.parametrize("kw", [dict(swa_lr=0.05), dict(swa_lr=[0.05, 0.01], anneal_epochs=3, anneal_strategy="linear"),
+                                dict(swa_lr=0.02, anneal_epochs=0)])
+def test_swalr_matches_torch(kw):
+    from optim import swa_utils as OS
+
+    def seq(lib):
+        ps = [torch.zeros(1, requires_grad=True) for _ in range(2)] if lib == "torch" else \
+            [autodiff.zeros(1, requires_grad=True) for _ in range(2)]
+        O = torch.optim.SGD if lib == "torch" else optim.SGD
+        opt = O([{"params": [ps[0]]}, {"params": [ps[1]], "lr": 0.3}], lr=0.5)
+        S_ = (torch.optim.swa_utils if lib == "torch" else OS).SWALR(opt, **kw)
+        out = []
+        for _ in range(14):
+            out.append([g["lr"] for g in opt.param_groups])
+            opt.step()
+            S_.step()
+        return out
+    np.testing.assert_allclose(seq("ours"), seq("torch"), rtol=1e-14)
