@@ -659,3 +659,53 @@ def test_fake_cupy_memory_stats_and_transfer_counter(fake_cupy):
         u.sum().item()
         autodiff.cuda.synchronize()
     assert log.count == 2, log
+
+
+def test_fake_cupy_transfer_counter_without_syncdetect(fake_cupy, monkeypatch):
+    """CuPy 14 no longer calls its sync detector: the wrapped ndarray.get still sees every transfer, once."""
+    monkeypatch.delattr(fake_cupy._core, "syncdetect")
+    monkeypatch.delitem(sys.modules, "cupy._core.syncdetect")
+    t = autodiff.ones(3, device="cuda")
+    orig = fake_cupy.ndarray.get
+    with autodiff.cuda._count_transfers() as log:
+        u = t * 2
+        assert log.count == 0
+        u.sum().item()
+        u.data.get()
+    assert log.count == 2 and log.hooks == ["ndarray.get"], log
+    assert fake_cupy.ndarray.get is orig
+
+
+def _numpy_cupy_for_baselines():
+    """The few raw-CuPy calls bench.gpu_check's baselines make, on NumPy (plumbing only)."""
+    cp = types.ModuleType("cupy")
+    for name in ("dtype", "asarray", "full", "ones", "matmul", "empty_like", "copyto", "float32", "float16"):
+        setattr(cp, name, getattr(np, name))
+    rng = np.random.default_rng(0)
+    cp.random = types.SimpleNamespace(
+        standard_normal=lambda size=None, dtype=np.float64: rng.standard_normal(size).astype(dtype))
+    return cp
+
+
+def test_gpu_check_benchmarks_run_on_a_fake_device(fake_cuda, monkeypatch):
+    """bench.gpu_check's benchmarks at dry-run sizes on the fake device: model building, dtype moves,
+    optimizers, the NumPy-backend baseline and the raw-CuPy baselines all run without error, so the
+    GPU run does not spend its minutes on a Python mistake. Timings here mean nothing."""
+    pytest.importorskip("nn")
+    from bench import gpu_check
+    monkeypatch.setitem(sys.modules, "cupy", _numpy_cupy_for_baselines())
+    monkeypatch.setattr(gpu_check, "_sync_all", lambda torch=None: None)
+    monkeypatch.setattr(gpu_check, "_import_torch", lambda: (None, "torch left out of this test"))
+    prev = backends.get_cpu_backend().name
+    try:
+        results = gpu_check.run_benches(gpu_check.Budget(300), 290, dry=True, quick=False)
+    finally:
+        autodiff.set_backend(prev)
+    assert [r["kind"] for r in results] == ["mlp", "mlp", "wide_mlp", "wide_mlp", "elementwise", "cnn"]
+    bad = [(r["title"], r.get("error"), r.get("traceback"), r.get("skipped")) for r in results
+           if "error" in r or "skipped" in r]
+    assert not bad, bad
+    for r in results:
+        assert gpu_check._bench_line(r)
+    summary = {"date": "now", "dry_run": True, "wall_s": 0, "env": {}, "command": "x", "bench": results}
+    assert "| benchmark |" in gpu_check._markdown(summary)
