@@ -700,6 +700,31 @@ def _install_methods():
         method.__name__ = kind + "_"
         return method
 
+    def _meta_ip(fn, name):
+        """In-place shape change (t_, squeeze_, ...): x takes the result's array and node."""
+        def method(self, *args, **kwargs):
+            P.check_leaf(self, name)
+            r = fn(self, *args, **kwargs)
+            self.data = r.data
+            if r.grad_fn is not None:
+                self.grad_fn = r.grad_fn
+            self._vc[0] += 1
+            return self
+        method.__name__ = name
+        return method
+
+    for name, fn in {"t_": S.t, "transpose_": S.transpose, "squeeze_": S.squeeze, "unsqueeze_": S.unsqueeze,
+                     "swapaxes_": S.transpose, "swapdims_": S.transpose}.items():
+        setattr(T, name, _meta_ip(fn, name))
+
+    def data_ptr(self):
+        """Address of the first element (numpy: ctypes.data, cupy: data.ptr)."""
+        d = self.data
+        if hasattr(d, "ctypes"):
+            return int(d.ctypes.data)
+        return int(d.data.ptr)
+
+    T.data_ptr = data_ptr
     T.uniform_ = _random_("uniform")
     T.normal_ = _random_("normal")
 

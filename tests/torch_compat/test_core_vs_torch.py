@@ -1250,3 +1250,16 @@ def test_new_ops_gradcheck():
               lambda x, y: ad.norm(x, 3, 1), lambda x, y: ad.norm(x * (x > 0), 0.5), lambda x, y: ad.clamp(x, y, y + 1),
               lambda x, y: ad.nan_to_num(x), lambda x, y: ad.xlogy(x, y.abs() + 0.1)):
         assert ad.gradcheck(f, (x, y))
+
+
+def test_inplace_shape_methods():
+    def f(m, x):
+        y = x * 2
+        y.t_()
+        y.unsqueeze_(0)
+        y.squeeze_(0)
+        y.transpose_(0, 1)
+        return y
+    check(f, R(2, 3, seed=61))
+    a = ad.zeros(3)
+    assert a.data_ptr() == a[0:].data_ptr() and a.clone().data_ptr() != a.data_ptr()
