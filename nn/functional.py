@@ -167,15 +167,18 @@ def softmin(input, dim=None, _stacklevel=3, dtype=None):
 
 def normalize(input, p=2.0, dim=1, eps=1e-12):
     """input / max(||input||_p along dim, eps)."""
-    n = (E.abs(input) ** p).sum(dim, keepdim=True) ** (1.0 / p)
+    n = autodiff.norm(input, p, dim, keepdim=True)  # zero gradient at a zero vector, as torch.norm
     return input / E.clamp(n, min=eps)
 
 
 def cosine_similarity(x1, x2, dim=1, eps=1e-8):
-    num = (x1 * x2).sum(dim)
-    n1 = E.clamp((x1 * x1).sum(dim).sqrt(), min=eps)
-    n2 = E.clamp((x2 * x2).sum(dim).sqrt(), min=eps)
-    return num / (n1 * n2)
+    """sum(x1 / max(||x1||, eps) * x2 / max(||x2||, eps)) over dim, as PyTorch (the clamp does not block the
+    norm's gradient; a zero vector gets the norm's zero gradient)."""
+    def unit(x):
+        n = autodiff.norm(x, 2, dim, keepdim=True)
+        nd = n.detach()
+        return x / (n + (E.clamp(nd, min=eps) - nd))
+    return (unit(x1) * unit(x2)).sum(dim)
 
 
 # ============================================================================ dropout
@@ -611,10 +614,19 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         return rows.sum()
     if w is not None:
         denom = (w[t_safe] * valid).sum() if has_ignored else w[t_safe].sum()
-        return rows.sum() / _new_tensor(xp.asarray(denom, dtype=input.dtype))
+        return _div_total(rows.sum(), denom, xp, input.dtype)
     if has_ignored:
-        return rows.sum() / _new_tensor(xp.asarray(valid.sum(), dtype=input.dtype))
+        return _div_total(rows.sum(), valid.sum(), xp, input.dtype)
     return rows.mean()
+
+
+def _div_total(total, denom, xp, dtype):
+    """total / denom for the 'mean' of weighted / ignore_index losses. With every target ignored (denom 0)
+    the value is nan and the gradient 0, as PyTorch; no host read."""
+    d = xp.asarray(denom, dtype=dtype)
+    nz = d != 0
+    out = total / _new_tensor(xp.where(nz, d, xp.ones((), dtype=dtype)))
+    return out + _new_tensor(xp.where(nz, xp.zeros((), dtype=dtype), xp.asarray(np.nan, dtype=dtype)))
 
 
 def _cross_entropy_probs(input, target, weight, reduction, label_smoothing):
@@ -676,7 +688,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
         return rows.reshape(out_shape)
     if reduction == "sum":
         return rows.sum()
-    return rows.sum() / _new_tensor(xp.asarray(scale.sum(), dtype=input.dtype))
+    return _div_total(rows.sum(), scale.sum(), xp, input.dtype)
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
@@ -765,7 +777,18 @@ def soft_margin_loss(input, target, size_average=None, reduce=None, reduction="m
 
 
 def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"):
-    v = E.clamp(var, min=eps)
+    """0.5 (log max(var, eps) + (input - target)^2 / max(var, eps)) (+ 0.5 log 2 pi with full); var may have
+    the input's shape, one dimension less, or a last dimension of 1 (homoscedastic), as PyTorch."""
+    _check_reduction(reduction, "gaussian_nll_loss")
+    if not isinstance(var, Tensor):
+        var = autodiff.as_tensor(var, dtype=input.dtype, device=input.device)
+    if tuple(var.shape) != tuple(input.shape):
+        if tuple(input.shape[:-1]) == tuple(var.shape):
+            var = var.unsqueeze(-1)
+        elif not (tuple(input.shape[:-1]) == tuple(var.shape[:-1]) and var.shape[-1] == 1):
+            raise ValueError(f"gaussian_nll_loss: var of shape {tuple(var.shape)} is not broadcastable to input "
+                             f"{tuple(input.shape)}")
+    v = E.clamp(var.detach(), min=eps) + (var - var.detach())  # clamped in value, gradient as var's
     loss = 0.5 * (E.log(v) + (input - target) ** 2 / v)
     if full:
         loss = loss + 0.5 * math.log(2 * math.pi)
@@ -874,12 +897,7 @@ def gumbel_softmax(logits, tau=1.0, hard=False, eps=1e-10, dim=-1):
 # ============================================================================ distances and more losses
 def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
     """|| x1 - x2 + eps ||_p over the last dimension, as PyTorch."""
-    d = x1 - x2 + eps
-    if p == float("inf"):
-        return E.abs(d).amax(-1, keepdim=keepdim)
-    if p == 0:
-        return (d != 0).to(d.dtype).sum(-1, keepdim=keepdim)
-    return ((E.abs(d) ** p).sum(-1, keepdim=keepdim)) ** (1.0 / p)
+    return autodiff.norm(x1 - x2 + eps, p, -1, keepdim=keepdim)
 
 
 def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, swap=False, size_average=None,

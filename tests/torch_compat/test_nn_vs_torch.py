@@ -1258,3 +1258,28 @@ def test_swalr_matches_torch(kw):
             S_.step()
         return out
     np.testing.assert_allclose(seq("ours"), seq("torch"), rtol=1e-14)
+
+
+def test_loss_and_norm_edge_cases_match_torch():
+    def both(ft, fo, *arrs, grad=(0,), **kw):
+        ta = [torch.tensor(a, requires_grad=i in grad) for i, a in enumerate(arrs)]
+        oa = [autodiff.tensor(a, requires_grad=i in grad) for i, a in enumerate(arrs)]
+        t, o = ft(*ta, **kw), fo(*oa, **kw)
+        np.testing.assert_allclose(_np(o), _np(t), rtol=1e-9, equal_nan=True)
+        t.sum().backward()
+        o.sum().backward()
+        for i in grad:
+            np.testing.assert_allclose(_np(oa[i].grad), _np(ta[i].grad), rtol=1e-9, equal_nan=True)
+    x = rn(2, 3)
+    # every target ignored: nan loss, zero gradient
+    both(TF.cross_entropy, F.cross_entropy, x, np.array([-100, -100]))
+    both(TF.nll_loss, F.nll_loss, x, np.array([1, 1]), ignore_index=1)
+    both(TF.cross_entropy, F.cross_entropy, x, np.array([1, 1]), weight=np.array([1.0, 2.0, 3.0]), ignore_index=1)
+    # zero vectors: the norm's zero gradient (normalize: 1 / eps)
+    both(TF.normalize, F.normalize, np.zeros((1, 3)))
+    both(TF.cosine_similarity, F.cosine_similarity, np.zeros((1, 4)), rn(1, 4), grad=(0, 1))
+    both(TF.pairwise_distance, F.pairwise_distance, rn(2, 3), rn(2, 3), grad=(0, 1), p=float("inf"))
+    # GaussianNLL: var with one dimension less, clamped without blocking its gradient
+    both(TF.gaussian_nll_loss, F.gaussian_nll_loss, rn(3, 4), rn(3, 4), np.array([0.5, 1e-9, 2.0]), grad=(0, 2))
+    both(TF.gaussian_nll_loss, F.gaussian_nll_loss, rn(3, 4), rn(3, 4), np.array([[0.5], [0.1], [2.0]]), grad=(0, 2),
+         full=True, reduction="sum")
