@@ -1274,7 +1274,9 @@ def test_loss_and_norm_edge_cases_match_torch():
     # every target ignored: nan loss, zero gradient
     both(TF.cross_entropy, F.cross_entropy, x, np.array([-100, -100]))
     both(TF.nll_loss, F.nll_loss, x, np.array([1, 1]), ignore_index=1)
-    both(TF.cross_entropy, F.cross_entropy, x, np.array([1, 1]), weight=np.array([1.0, 2.0, 3.0]), ignore_index=1)
+    w = np.array([1.0, 2.0, 3.0])
+    both(lambda a, b: TF.cross_entropy(a, b, weight=torch.tensor(w), ignore_index=1),
+         lambda a, b: F.cross_entropy(a, b, weight=autodiff.tensor(w), ignore_index=1), x, np.array([1, 1]))
     # zero vectors: the norm's zero gradient (normalize: 1 / eps)
     both(TF.normalize, F.normalize, np.zeros((1, 3)))
     both(TF.cosine_similarity, F.cosine_similarity, np.zeros((1, 4)), rn(1, 4), grad=(0, 1))
