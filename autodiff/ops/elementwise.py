@@ -397,7 +397,8 @@ def add(a, b, alpha=1):
 
 
 def _no_bool_sub(a, b):
-    if (isinstance(a, Tensor) and a.data.dtype.kind == "b") or (isinstance(b, Tensor) and b.data.dtype.kind == "b"):
+    if (isinstance(a, Tensor) and a.data.dtype.kind == "b") or (isinstance(b, Tensor) and b.data.dtype.kind == "b") \
+            or isinstance(a, (bool, np.bool_)) or isinstance(b, (bool, np.bool_)):
         raise RuntimeError("sub: subtraction, the `-` operator, with a bool tensor is not supported "
                            f"(dtypes {getattr(a, 'dtype', type(a).__name__)} and {getattr(b, 'dtype', type(b).__name__)});"
                            " use logical_xor() or ~ instead, as PyTorch")
@@ -492,14 +493,16 @@ def neg(a):
 
 def pow(a, e):
     if isinstance(a, Tensor) and isinstance(e, _SCALARS) and not isinstance(e, bool):
-        if a.data.dtype.kind in "iu" and isinstance(e, float):
+        if a.data.dtype.kind in "biu" and isinstance(e, float):
             from ..dtypes import default_float_dtype
             a = cast(a, default_float_dtype())
+        elif a.data.dtype.kind == "b":  # bool ** int is int64, as PyTorch
+            a = cast(a, np.dtype(np.int64))
         if a.data.dtype.kind in "iu" and e < 0:
             raise RuntimeError("pow: integers to negative integer powers are not allowed")
         return PowScalar.apply(a, e=e)
     if not isinstance(a, Tensor) and isinstance(e, Tensor):
-        if isinstance(a, (int, np.integer)) and not isinstance(a, bool) and e.data.dtype.kind in "biu":
+        if isinstance(a, (int, np.integer)) and e.data.dtype.kind in "biu":
             # int ** integer tensor stays integer (int64 for bool exponents), as PyTorch; not differentiable
             xp = _xp_of(e)
             ed = e.data.astype(np.int64) if e.data.dtype.kind == "b" else e.data
