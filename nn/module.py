@@ -388,6 +388,18 @@ class Module(KerasMixin):
             m = m._modules[item]
         return m
 
+    def set_submodule(self, target, module, strict=False):
+        """Replace (or, strict=False, add) the submodule at dotted path `target`, as PyTorch."""
+        if target == "":
+            raise ValueError("set_submodule: cannot set the submodule without a target name")
+        parent_path, _, name = target.rpartition(".")
+        parent = self.get_submodule(parent_path)
+        if strict and name not in parent._modules:
+            raise AttributeError(f"{type(parent).__name__} has no attribute `{name}`")
+        if not isinstance(module, Module):
+            raise ValueError(f"`module` is not an nn.Module, found {type(module).__name__}")
+        setattr(parent, name, module)
+
     def get_parameter(self, target):
         mod_path, _, name = target.rpartition(".")
         m = self.get_submodule(mod_path)
