@@ -166,7 +166,7 @@ class Module(KerasMixin):
         if isinstance(value, Parameter):
             if params is None:
                 raise AttributeError("cannot assign parameters before Module.__init__() call")
-            _remove_from(self, name)
+            _remove_from(self, name, keep="_parameters")  # a replaced parameter keeps its place, as PyTorch
             self.register_parameter(name, value)
             return
         if params is not None and name in params:
@@ -179,7 +179,7 @@ class Module(KerasMixin):
         if isinstance(value, Module):
             if modules is None:
                 raise AttributeError("cannot assign module before Module.__init__() call")
-            _remove_from(self, name)
+            _remove_from(self, name, keep="_modules")  # a replaced submodule keeps its place, as PyTorch
             modules[name] = value
             return
         if modules is not None and name in modules:
@@ -639,9 +639,11 @@ class Module(KerasMixin):
         self.__dict__.update(state)
 
 
-def _remove_from(module, name):
+def _remove_from(module, name, keep=None):
     d = module.__dict__
     for store in ("_parameters", "_buffers", "_modules"):
+        if store == keep:
+            continue
         s = d.get(store)
         if s is not None and name in s:
             del s[name]

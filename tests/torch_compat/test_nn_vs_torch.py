@@ -1285,3 +1285,14 @@ def test_loss_and_norm_edge_cases_match_torch():
     both(TF.gaussian_nll_loss, F.gaussian_nll_loss, rn(3, 4), rn(3, 4), np.array([0.5, 1e-9, 2.0]), grad=(0, 2))
     both(TF.gaussian_nll_loss, F.gaussian_nll_loss, rn(3, 4), rn(3, 4), np.array([[0.5], [0.1], [2.0]]), grad=(0, 2),
          full=True, reduction="sum")
+
+
+def test_replacing_children_keeps_order_as_torch():
+    for lib in (nn, tnn):
+        s = lib.Sequential(lib.ReLU(), lib.ReLU(), lib.ReLU())
+        s.set_submodule("1", lib.Tanh())
+        assert type(s[1]).__name__ == "Tanh" and [n for n, _ in s.named_children()] == ["0", "1", "2"]
+    o, t = nn.Linear(2, 3), tnn.Linear(2, 3)
+    o.weight = nn.Parameter(autodiff.zeros(3, 2))
+    t.weight = tnn.Parameter(torch.zeros(3, 2))
+    assert list(o.state_dict()) == list(t.state_dict()) == ["weight", "bias"]
