@@ -221,8 +221,12 @@ def setitem_(x, key, value):
     if value.data.dtype != x.data.dtype:
         from .elementwise import cast
         value = cast(value, x.data.dtype)
-    return apply_inplace(x, lambda old: SetItem.apply(old, value, key=key), "setitem",
-                         fast=lambda: _assign(x.data, key, value.data), others=(value,))
+    try:
+        return apply_inplace(x, lambda old: SetItem.apply(old, value, key=key), "setitem",
+                             fast=lambda: _assign(x.data, key, value.data), others=(value,))
+    except ValueError as e:  # NumPy's broadcast error, as PyTorch's RuntimeError naming the op and shapes
+        raise RuntimeError(f"setitem: value of shape {tuple(value.shape)} cannot be broadcast to the indexed "
+                           f"part of the tensor of shape {tuple(x.shape)} ({e})") from None
 
 
 class Gather(Function):
@@ -358,6 +362,12 @@ def masked_fill(x, mask, value):
     m = mask.data if isinstance(mask, Tensor) else mask
     if m.dtype != np.bool_:
         raise RuntimeError(f"masked_fill: mask must be a bool tensor, got {m.dtype}")
+    try:
+        if np.broadcast_shapes(tuple(m.shape), tuple(x.data.shape)) != tuple(x.data.shape):
+            raise ValueError
+    except ValueError:
+        raise RuntimeError(f"masked_fill: mask of shape {tuple(m.shape)} cannot be broadcast to the input shape "
+                           f"{tuple(x.shape)}") from None
     if isinstance(value, Tensor):
         return where(mask, value.to(x.dtype), x)
     from .. import backends

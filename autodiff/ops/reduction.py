@@ -525,6 +525,7 @@ def argsort(x, dim=-1, descending=False, stable=False):
 
 def sort(x, dim=-1, descending=False, stable=False):
     """(values, indices) sorted along `dim`; values are differentiable (gradient scattered back)."""
+    normalize_dims(dim, x.data.ndim, "sort")
     idx = argsort(x, dim, descending)
     if x.data.ndim == 0:
         from .shape import clone

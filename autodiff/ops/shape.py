@@ -67,7 +67,10 @@ def view(x, *shape):
         out = _new_tensor(x.data.view(dt))
         out._vc = x._vc
         return out
-    out = reshape(x, *shape)
+    try:
+        out = reshape(x, *shape)
+    except RuntimeError as e:
+        raise RuntimeError("view" + str(e)[len("reshape"):]) from None
     if out is not x and x.data.size > 1 and not _shares_memory(out.data, x.data):
         raise RuntimeError(f"view: shape {tuple(out.shape)} is not compatible with the size and strides of the "
                            f"input (shape {tuple(x.shape)}, strides {x.stride()}): at least one dimension spans "
@@ -99,7 +102,12 @@ def flatten(x, start_dim=0, end_dim=-1):
 def unflatten(x, dim, sizes):
     d = _wrap_dim(dim, x.data.ndim, "unflatten")
     shp = x.data.shape
-    return reshape(x, shp[:d] + tuple(sizes) + shp[d + 1:])
+    sizes = tuple(int(v) for v in sizes)
+    known = int(np.prod([v for v in sizes if v != -1])) if sizes else 1
+    if (-1 not in sizes and known != shp[d]) or (-1 in sizes and (known == 0 or shp[d] % known)):
+        raise RuntimeError(f"unflatten: sizes {sizes} don't multiply up to the size of dim {d} ({shp[d]}) "
+                           f"of the input of shape {tuple(shp)}")
+    return reshape(x, shp[:d] + sizes + shp[d + 1:])
 
 
 def squeeze(x, dim=None):
@@ -243,8 +251,13 @@ def repeat(x, *sizes):
     return Repeat.apply(x, reps=sizes)
 
 
-def tile(x, dims):
-    dims = tuple(dims)
+def tile(x, *dims):
+    """Repeat x by `dims` (a tuple, or ints as varargs); missing leading dims count as 1."""
+    if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+        dims = dims[0]
+    dims = tuple(int(d) for d in dims)
+    if any(d < 0 for d in dims):
+        raise RuntimeError(f"tile: trying to create a tensor with negative dimension: dims {dims}")
     if len(dims) < x.data.ndim:
         dims = (1,) * (x.data.ndim - len(dims)) + dims
     return repeat(x, dims)
@@ -467,6 +480,10 @@ def to_device(x, dev):
 def meshgrid(*tensors, indexing="ij"):
     if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
         tensors = tuple(tensors[0])
+    for t in tensors:
+        if t.data.ndim > 1:
+            raise RuntimeError(f"meshgrid: expected 0-D or 1-D tensors, got shape {tuple(t.shape)}")
+    tensors = tuple(reshape(t, (1,)) if t.data.ndim == 0 else t for t in tensors)
     n = len(tensors)
     shape = tuple(t.data.shape[0] for t in tensors)
     if indexing == "xy" and n >= 2:

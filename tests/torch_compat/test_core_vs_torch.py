@@ -1265,3 +1265,51 @@ def test_inplace_shape_methods():
     check(f, R(2, 3, seed=61))
     a = ad.zeros(3)
     assert a.data_ptr() == a[0:].data_ptr() and a.clone().data_ptr() != a.data_ptr()
+
+
+ERRORS = {  # name: (call, words our message must contain)
+    "add": (lambda m, a, b: a + b, ["add", "(2, 3)", "(4, 5)"]),
+    "mul": (lambda m, a, b: a * b, ["mul", "(2, 3)", "(4, 5)"]),
+    "where": (lambda m, a, b: m.where(a > 0, a, b), ["where", "(2, 3)", "(4, 5)"]),
+    "matmul": (lambda m, a, b: a @ b, ["matmul", "(2, 3)", "(4, 5)"]),
+    "mm": (lambda m, a, b: m.mm(a, b), ["mm", "(2, 3)", "(4, 5)"]),
+    "cat": (lambda m, a, b: m.cat([a, b]), ["cat", "(2, 3)", "(4, 5)"]),
+    "stack": (lambda m, a, b: m.stack([a, b]), ["stack", "(2, 3)", "(4, 5)"]),
+    "reshape": (lambda m, a, b: a.reshape(4, 2), ["reshape", "(4, 2)", "(2, 3)"]),
+    "view": (lambda m, a, b: a.view(5), ["view", "(2, 3)"]),
+    "expand": (lambda m, a, b: a.expand(4, 3), ["(2, 3)", "(4, 3)"]),
+    "masked_fill": (lambda m, a, b: a.masked_fill(m.ones(4, dtype=m.bool), 0.0), ["masked_fill", "(4,)", "(2, 3)"]),
+    "setitem": (lambda m, a, b: a.__setitem__(0, m.ones(4)), ["setitem", "(4,)", "(2, 3)"]),
+    "unflatten": (lambda m, a, b: a.unflatten(1, (2, 2)), ["unflatten", "(2, 3)"]),
+    "meshgrid": (lambda m, a, b: m.meshgrid(a, a), ["meshgrid", "(2, 3)"]),
+    "transpose": (lambda m, a, b: a.transpose(0, 3), ["transpose", "3"]),
+    "sum": (lambda m, a, b: a.sum(3), ["sum", "3"]),
+    "sort": (lambda m, a, b: a.sort(4), ["sort", "4"]),
+    "split": (lambda m, a, b: a.split([1, 1], 1), ["split", "[1, 1]"]),
+    "narrow": (lambda m, a, b: a.narrow(1, 2, 5), ["narrow", "(2, 3)"]),
+    "index": (lambda m, a, b: a[5], ["index", "5"]),
+    "index_arr": (lambda m, a, b: a[:, m.tensor([7])], ["index", "7"]),
+    "gather": (lambda m, a, b: a.gather(1, m.tensor([[5]])), ["gather"]),
+    "index_select": (lambda m, a, b: a.index_select(0, m.tensor([3])), ["index_select", "3"]),
+    "einsum": (lambda m, a, b: m.einsum("ij,jk", a, b), ["einsum"]),
+    "topk": (lambda m, a, b: a.topk(5), ["topk", "(2, 3)"]),
+    "copy_": (lambda m, a, b: a.copy_(b), ["copy_", "(4, 5)", "(2, 3)"]),
+    "iadd": (lambda m, a, b: a.__iadd__(b), ["add", "(2, 3)", "(4, 5)"]),
+    "dot": (lambda m, a, b: m.dot(a, b), ["dot"]),
+    "clamp": (lambda m, a, b: m.clamp(a, m.ones(4), m.ones(5)), ["clamp"]),
+    "pad": (lambda m, a, b: (m.nn.functional if m is torch else m).pad(a, (1, 1, 1, 1, 1, 1)), ["pad"]),
+    "take_along_dim": (lambda m, a, b: m.take_along_dim(a, m.ones(1, 5, 2, dtype=m.int64), 1),
+                       ["take_along_dim", "(2, 3)"]),
+}
+
+
+@pytest.mark.parametrize("name", list(ERRORS))
+def test_errors_match_torch(name):
+    f, words = ERRORS[name]
+    with pytest.raises(Exception):
+        f(torch, torch.ones(2, 3), torch.ones(4, 5))
+    with pytest.raises((RuntimeError, IndexError, ValueError)) as ei:
+        f(ad, ad.ones(2, 3), ad.ones(4, 5))
+    msg = str(ei.value)
+    for w in words:
+        assert w in msg, f"{name}: {w!r} not in {msg!r}"
