@@ -10,6 +10,8 @@ time runs out).
 
 Stages
 1. environment: `autodiff.info` (versions, GPU, CUDA, CuPy); a GPU-less machine stops here with "no GPU".
+   Then every fused CUDA kernel is compiled and run once on tiny inputs (`warm_kernels`): a compile or
+   launch error is reported by kernel name, and the later stages find the kernels in CuPy's disk cache.
 2. tests: `pytest tests -m cuda` (the CUDA-marked tests and every backend-parametrised case on cuda), then,
    with `--all-tests`, the rest of the suite in the time left; `-x` off, junit XML written beside the
    summary, failures listed.
@@ -150,6 +152,65 @@ def run_tests(name, marker, limit, out_dir):
         for line in s["tail"]:
             _log("    " + line)
     return s
+
+
+# ----------------------------------------------------------------------------- stage 1b: fused-kernel warm-up
+def _pool_roundtrip(cb, x):
+    out, idx = cb.max_pool2d(x, (3, 3), (2, 2), (1, 1), (1, 1), False)
+    return cb.max_pool2d_backward(out, idx, x.shape)
+
+
+def warm_kernels():
+    """Compile and run every fused CUDA kernel once on tiny float32 and float64 inputs (through the CuPy
+    backend's slots), so that a compile error shows up first and by name, and the tests and benchmarks
+    find the kernels in CuPy's on-disk cache. Returns {"ok": [...], "failed": {name: error}, "wall_s"}."""
+    import numpy as np
+
+    from autodiff import backends
+    cb = backends.get_backend("cupy")
+    cp = cb.xp
+    rng = np.random.default_rng(0)
+    res = {"ok": [], "failed": {}}
+    t0 = time.perf_counter()
+    for dt in ("float32", "float64"):
+        def arr(*shape):
+            return cp.asarray(rng.standard_normal(shape).astype(dt))
+        x2, x4 = arr(4, 10), arr(2, 3, 8, 8)
+        tgt = cp.asarray(np.array([1, 0, 9, 3], dtype=np.int64))
+        p, g, b1, b2, b3 = (arr(6, 5) for _ in range(5))
+        b2, b3 = b2 * b2, b3 * b3  # second moments are non-negative
+        jobs = {
+            "softmax_rows": lambda: (cb.softmax(x2, -1), cb.log_softmax(x2, -1)),
+            "softmax_cross_entropy": lambda: cb.softmax_cross_entropy_backward(
+                cb.softmax_cross_entropy(x2, tgt)[1], tgt, arr(4)),
+            "sgd": lambda: cb.sgd_step_(p, g, None, 0.1, 0.0, 0.0, False, 0.0, False, False),
+            "sgd_momentum": lambda: cb.sgd_step_(p, g, b1, 0.1, 0.9, 0.0, True, 1e-4, False, False),
+            "adam": lambda: cb.adam_step_(p, g, b1, b2, None, 2, 1e-3, 0.9, 0.999, 1e-8, 0.0, False, False, False),
+            "adam_amsgrad": lambda: cb.adam_step_(p, g, b1, b2, b3, 2, 1e-3, 0.9, 0.999, 1e-8, 1e-2, True, False,
+                                                  True),
+            "gelu": lambda: (cb.gelu(x2), cb.gelu(x2, "tanh")),
+            "silu": lambda: cb.silu(x2),
+            "bias_act": lambda: [cb.k.bias_act(x2, x2[0], a) for a in ("relu", "gelu", "silu", "none")],
+            "im2col/col2im": lambda: cb.col2im(cb.im2col(x4, 3, 3, (1, 1), (1, 1), (1, 1)), x4.shape, 3, 3,
+                                               (1, 1), (1, 1), (1, 1)),
+            "max_pool2d": lambda: _pool_roundtrip(cb, x4),
+            "erf": lambda: cb.erf(x2),
+            "index_add": lambda: cb.index_add((10, 3), x2.dtype, tgt, arr(4, 3)),
+        }
+        for name, fn in jobs.items():
+            key = f"{name}[{dt}]"
+            try:
+                fn()
+                cp.cuda.Device().synchronize()  # a launch failure surfaces here, under this kernel's name
+                res["ok"].append(key)
+            except Exception as e:  # noqa: BLE001 - record it and go on to the next kernel
+                res["failed"][key] = f"{type(e).__name__}: {str(e).strip()[:400]}"
+    res["wall_s"] = round(time.perf_counter() - t0, 1)
+    _log(f"[kernels] {len(res['ok'])} fused-kernel groups compiled and ran, {len(res['failed'])} failed, "
+         f"in {res['wall_s']} s")
+    for k, v in res["failed"].items():
+        _log(f"    FAILED {k}: {v}")
+    return res
 
 
 # ----------------------------------------------------------------------------- timing helpers
@@ -538,6 +599,15 @@ def _markdown(summary):
     if summary.get("no_gpu"):
         lines.append(f"No GPU: {summary['no_gpu']}")
         return "\n".join(lines) + "\n"
+    kern = summary.get("kernels")
+    if kern:
+        if "error" in kern:
+            lines.append(f"Fused-kernel warm-up: ERROR {kern['error']}")
+        else:
+            lines.append(f"Fused-kernel warm-up: {len(kern['ok'])} compiled and ran, {len(kern['failed'])} failed, "
+                         f"{kern['wall_s']} s.")
+            for k, v in kern["failed"].items():
+                lines.append(f"- FAILED {k}: {v}")
     for name, t in summary.get("tests", {}).items():
         if "tests" in t:
             lines.append(f"Tests ({name}, `-m {t['marker']}`): {t['passed']} passed, {t['failures']} failed, "
@@ -606,6 +676,14 @@ def main(argv=None):
         rc = 0 if args.dry_run else 2
     else:
         summary["tests"] = {}
+        try:
+            summary["kernels"] = warm_kernels()
+            if summary["kernels"]["failed"]:
+                rc = 1
+        except Exception as e:  # noqa: BLE001
+            summary["kernels"] = {"error": f"{type(e).__name__}: {e}"}
+            _log(traceback.format_exc())
+            rc = 1
         if not (args.dry_run or args.skip_tests):
             share = 0.55 * budget.left() if not args.skip_bench else budget.left() - 10
             summary["tests"]["cuda"] = run_tests("cuda", "cuda", share if not args.all_tests else 0.6 * share,

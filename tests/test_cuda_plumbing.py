@@ -709,3 +709,71 @@ def test_gpu_check_benchmarks_run_on_a_fake_device(fake_cuda, monkeypatch):
         assert gpu_check._bench_line(r)
     summary = {"date": "now", "dry_run": True, "wall_s": 0, "env": {}, "command": "x", "bench": results}
     assert "| benchmark |" in gpu_check._markdown(summary)
+
+
+class _ArityCheckingKernel:
+    """Stands in for cupy.ElementwiseKernel on the fake CuPy: checks that each call passes the inputs (and
+    optionally the outputs) the kernel declares, with arrays where non-raw array parameters are expected.
+    Computes nothing (outputs are left as they are, or fresh empty arrays)."""
+
+    calls: list = []
+
+    def __init__(self, in_params, out_params, operation, name, **kw):
+        self.ins = [p.split() for p in in_params.split(",")]
+        self.outs = [p.split() for p in out_params.split(",")]
+        self.name = name
+
+    def __call__(self, *args, **kw):
+        n_in, n_out = len(self.ins), len(self.outs)
+        assert len(args) in (n_in, n_in + n_out), f"{self.name}: {len(args)} arguments for {n_in}+{n_out} params"
+        for p, a in zip(self.ins + self.outs, args):
+            if "raw" in p:
+                assert isinstance(a, np.ndarray), f"{self.name}: raw parameter {p[-1]} given {type(a).__name__}"
+        _ArityCheckingKernel.calls.append(self.name)
+        if len(args) == n_in + n_out:
+            outs = args[n_in:]
+        else:
+            arrays = [a for a in args if isinstance(a, np.ndarray)]
+            outs = tuple(np.empty_like(arrays[0]) for _ in self.outs)
+        return outs[0] if len(outs) == 1 else outs
+
+
+class _ArityCheckingModule:
+    """Stands in for cupy.RawModule: get_function(name) gives a launcher that checks the grid/block tuples
+    and the argument count against the kernel's parameter list in the source."""
+
+    def __init__(self, code, name_expressions=(), **kw):
+        import re
+        self.params = {}
+        for m in re.finditer(r"__global__ void (\w+)\(([^)]*)\)", code):
+            self.params[m.group(1)] = len(m.group(2).split(","))
+        self.names = set(name_expressions)
+
+    def get_function(self, name):
+        assert name in self.names, f"{name} is not one of the module's name_expressions"
+        n = self.params[name.split("<")[0]]
+
+        def launch(grid, block, args):
+            assert len(grid) >= 1 and all(int(g) > 0 for g in grid), grid
+            assert 32 <= block[0] <= 1024 and block[0] % 32 == 0, block
+            assert len(args) == n, f"{name}: {len(args)} arguments for {n} parameters"
+            _ArityCheckingKernel.calls.append(name)
+        return launch
+
+
+def test_gpu_check_kernel_warmup_calls_match_the_backend(fake_cupy, monkeypatch):
+    """bench.gpu_check.warm_kernels on the fake CuPy, with kernel stand-ins that check every launch's
+    argument count and kinds against the kernel's declared parameters: catches a wrapper in cuda_kernels.py
+    passing too few/many arguments, and a wrong slot call in the warm-up. The only failure left is the
+    missing cupyx (erf). Numerical results are checked on the GPU only (tests/backends/test_cuda_kernels.py)."""
+    from bench import gpu_check
+    fake_cupy.ElementwiseKernel = _ArityCheckingKernel
+    fake_cupy.RawModule = _ArityCheckingModule
+    _ArityCheckingKernel.calls = []
+    res = gpu_check.warm_kernels()
+    assert len(res["ok"]) + len(res["failed"]) == 26
+    assert set(res["failed"]) == {"erf[float32]", "erf[float64]"}, res["failed"]
+    names = set(_ArityCheckingKernel.calls)
+    assert {"ad_sce_fwd<float>", "ad_sce_bwd", "ad_softmax_rows<double>", "ad_sgd_plain", "ad_sgd_momentum",
+            "ad_adam", "ad_adam_amsgrad", "ad_gelu", "ad_gelu_tanh", "ad_silu", "ad_bias_relu", "ad_im2col",
+            "ad_col2im", "ad_max_pool2d", "ad_max_pool2d_bwd"} <= names, names
