@@ -462,8 +462,8 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
                 else:
                     handed_out.add(key)
             leaf.grad = _new_tensor(d)
-        else:
-            leaf.grad = _new_tensor(leaf.grad.data + g.data)
+        else:  # (_raw_tensor: the sum of two 0-d NumPy arrays is a scalar, made an array again)
+            leaf.grad = _raw_tensor(leaf.grad.data + g.data, g.data)
 
     eager = inputs is None  # autodiff.grad returns leaf gradients instead of storing them
 
