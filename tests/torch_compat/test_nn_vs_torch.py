@@ -1296,3 +1296,73 @@ def test_replacing_children_keeps_order_as_torch():
     o.weight = nn.Parameter(autodiff.zeros(3, 2))
     t.weight = tnn.Parameter(torch.zeros(3, 2))
     assert list(o.state_dict()) == list(t.state_dict()) == ["weight", "bias"]
+
+
+# --------------------------------------------------------------------------------- parametrizations
+@pytest.mark.parametrize("make,dim", [(lambda m: m.Linear(3, 4), 0), (lambda m: m.Linear(3, 4), None),
+                                      (lambda m: m.Conv2d(2, 3, 3), 1)])
+@pytest.mark.parametrize("legacy", [False, True])
+def test_weight_norm_matches_torch(make, dim, legacy):
+    torch.manual_seed(0)
+    if legacy:
+        tm, om = torch.nn.utils.weight_norm(make(tnn), dim=dim), nn.utils.weight_norm(make(nn), dim=dim)
+    else:
+        tm = torch.nn.utils.parametrizations.weight_norm(make(tnn), dim=dim)
+        om = nn.utils.parametrizations.weight_norm(make(nn), dim=dim)
+    assert str(om) == str(tm)
+    x = rn(2, 3) if isinstance(tm, tnn.Linear) else rn(1, 2, 5, 5)
+    compare_module(tm, om, [x], np.float64)
+    if legacy:
+        nn.utils.remove_weight_norm(om)
+        torch.nn.utils.remove_weight_norm(tm)
+    else:
+        nn.utils.parametrize.remove_parametrizations(om, "weight")
+        torch.nn.utils.parametrize.remove_parametrizations(tm, "weight")
+        assert type(om) is type(make(nn)) and not nn.utils.parametrize.is_parametrized(om)
+    assert list(om.state_dict()) == list(tm.state_dict())
+    _close(om.weight, tm.weight, np.float64, "weight after removal")
+
+
+def test_custom_parametrization_matches_torch():
+    class TSym(tnn.Module):
+        def forward(self, x):
+            return x.triu() + x.triu(1).transpose(-1, -2)
+
+        def right_inverse(self, a):
+            return a.triu()
+
+    class OSym(nn.Module):
+        def forward(self, x):
+            return x.triu() + x.triu(1).transpose(-1, -2)
+
+        def right_inverse(self, a):
+            return a.triu()
+
+    class TScale(tnn.Module):
+        def forward(self, x):
+            return 2 * x
+
+    class OScale(nn.Module):
+        def forward(self, x):
+            return 2 * x
+
+    from nn.utils import parametrize as OP
+    TP = torch.nn.utils.parametrize
+    torch.manual_seed(0)
+    tm, om = tnn.Linear(3, 3), nn.Linear(3, 3)
+    TP.register_parametrization(tm, "weight", TSym())
+    OP.register_parametrization(om, "weight", OSym())
+    TP.register_parametrization(tm, "weight", TScale(), unsafe=True)
+    OP.register_parametrization(om, "weight", OScale(), unsafe=True)
+    assert str(om).replace("OS", "TS") == str(tm) and list(om.state_dict()) == list(tm.state_dict())
+    compare_module(tm.double(), om, [rn(2, 3)], np.float64)
+    w = _np(om.weight)
+    np.testing.assert_allclose(w, w.T)
+    with OP.cached():
+        assert om.weight is om.weight
+    assert OP.is_parametrized(om) and OP.is_parametrized(om, "weight") and not OP.is_parametrized(om, "bias")
+    OP.remove_parametrizations(om, "weight", leave_parametrized=True)
+    TP.remove_parametrizations(tm, "weight", leave_parametrized=True)
+    _close(om.weight, tm.weight, np.float64, "weight after removal")
+    with pytest.raises(ValueError):
+        OP.register_parametrization(om, "nope", OSym())
