@@ -396,7 +396,8 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
         else:
             _accumulate(grads, r.grad_fn, g)
             nodes.append(r.grad_fn)
-    nodes = list(dict.fromkeys(nodes))
+    if len(nodes) > 1:
+        nodes = list(dict.fromkeys(nodes))
 
     # Count, for every node and every leaf, how many edges from nodes in this graph point to it:
     # a node runs once all its consumers have run, and a leaf's gradient is final (its hooks run
