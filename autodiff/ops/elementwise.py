@@ -640,7 +640,11 @@ class Sign(Function):
 
     @staticmethod
     def forward(ctx, a):
-        return ctx.backend.xp.sign(a)
+        xp = ctx.backend.xp
+        r = xp.sign(a)
+        if a.dtype.kind == "f":  # sign(nan) = 0, as PyTorch
+            r = xp.where(a != a, xp.asarray(0, dtype=a.dtype), r)
+        return r
 
     @staticmethod
     def backward(ctx, g):

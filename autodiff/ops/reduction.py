@@ -516,11 +516,18 @@ def argsort(x, dim=-1, descending=False, stable=False):
         return _new_tensor(xp.zeros((), dtype=np.int64))
     d = x.data
     key = -(d.astype(np.int64) if d.dtype.kind in "bu" else d) if descending else d  # ties keep order
-    try:
-        idx = xp.argsort(key, axis=axis, kind="stable")
-    except (TypeError, NotImplementedError):  # an array module whose sort is stable without `kind`
-        idx = xp.argsort(key, axis=axis)
+    idx = _stable_argsort(xp, key, axis)
+    if descending and d.dtype.kind == "f":  # NaN counts as the largest value: first, as PyTorch
+        nan_last = xp.take_along_axis(~xp.isnan(d), idx, axis=axis)
+        idx = xp.take_along_axis(idx, _stable_argsort(xp, nan_last, axis), axis=axis)
     return _new_tensor(xp.asarray(idx).astype(np.int64))
+
+
+def _stable_argsort(xp, key, axis):
+    try:
+        return xp.argsort(key, axis=axis, kind="stable")
+    except (TypeError, NotImplementedError):  # an array module whose sort is stable without `kind`
+        return xp.argsort(key, axis=axis)
 
 
 def sort(x, dim=-1, descending=False, stable=False):
@@ -560,12 +567,14 @@ def median(x, dim=None, keepdim=False):
     tensor; with `dim` a (values, indices) named tuple. The gradient goes to the selected element."""
     from .indexing import gather
     if dim is None:  # the gradient is split evenly among the elements equal to the median, as PyTorch
-        if x.data.size == 0:
-            raise RuntimeError("median: cannot compute the median of an empty tensor")
         xp = _xp_of(x)
+        if x.data.size == 0:  # nan, as PyTorch
+            return _new_tensor(xp.asarray(xp.nan, dtype=x.data.dtype))
         flat = x.data.reshape(-1)
-        v = xp.sort(flat)[(flat.shape[0] - 1) // 2]
-        mask = flat == v
+        v = xp.sort(flat)[(flat.shape[0] - 1) // 2]  # NaN sorts last; any NaN makes the median NaN
+        if flat.dtype.kind == "f":
+            v = xp.where(xp.isnan(flat).any(), xp.asarray(xp.nan, dtype=flat.dtype), v)
+        mask = (flat == v) | (xp.isnan(flat) & xp.isnan(v)) if flat.dtype.kind == "f" else flat == v
         w = (mask / mask.sum()).astype(flat.dtype).reshape(x.data.shape)
         vt = _new_tensor(xp.asarray(v))
         return add(vt, sum(mul_const(sub(x, vt), w)))  # exactly v forward (x - v is 0 where w != 0)
@@ -577,6 +586,11 @@ def median(x, dim=None, keepdim=False):
     _check_nonempty(x, (axis,), "median")
     k = (x.data.shape[axis] - 1) // 2
     idx = argsort(x, axis, stable=True).narrow(axis, k, 1)
+    if x.data.dtype.kind == "f":  # a NaN in the row makes its median NaN (the first NaN), as PyTorch
+        xp = _xp_of(x)
+        isn = xp.isnan(x.data)
+        first_nan = xp.argmax(isn, axis=axis, keepdims=True).astype(np.int64)
+        idx = _new_tensor(xp.where(isn.any(axis=axis, keepdims=True), first_nan, idx.data))
     vals = gather(x, axis, idx)
     if not keepdim:
         vals, idx = vals.squeeze(axis), idx.squeeze(axis)
@@ -680,7 +694,10 @@ def unique(x, sorted=True, return_inverse=False, return_counts=False, dim=None):
     on the data, so this reads the result size on the host (a sync on CUDA), as PyTorch does."""
     xp = _xp_of(x)
     if dim is None:
-        vals, inv, cnt = xp.unique(x.data.reshape(-1), return_inverse=True, return_counts=True)
+        try:  # NaNs stay distinct, as PyTorch
+            vals, inv, cnt = xp.unique(x.data.reshape(-1), return_inverse=True, return_counts=True, equal_nan=False)
+        except TypeError:
+            vals, inv, cnt = xp.unique(x.data.reshape(-1), return_inverse=True, return_counts=True)
         inv = inv.reshape(x.data.shape)
     else:
         (axis,) = normalize_dims(dim, x.data.ndim, "unique")

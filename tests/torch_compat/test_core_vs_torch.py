@@ -1313,3 +1313,28 @@ def test_errors_match_torch(name):
     msg = str(ei.value)
     for w in words:
         assert w in msg, f"{name}: {w!r} not in {msg!r}"
+
+
+NAN_CASES = {
+    "sort": lambda m, n: n.sort(), "sort_desc": lambda m, n: n.sort(descending=True),
+    "argsort_desc": lambda m, n: n.argsort(descending=True), "topk": lambda m, n: n.topk(2),
+    "topk_small": lambda m, n: n.topk(2, largest=False), "max": lambda m, n: n.max(), "argmax": lambda m, n: n.argmax(),
+    "median": lambda m, n: n.median(), "median_dim": lambda m, n: n.reshape(1, 5).median(1),
+    "sign": lambda m, n: n.sign(), "unique": lambda m, n: n.unique(), "maximum": lambda m, n: m.maximum(n, n.flip(0)),
+    "clamp": lambda m, n: m.clamp(n, 0, 1), "nanmean": lambda m, n: m.nanmean(n), "nansum": lambda m, n: n.nansum(),
+    "sort2d_desc": lambda m, n: m.stack([n, n.flip(0)]).sort(1, descending=True),
+}
+
+
+@pytest.mark.parametrize("name", list(NAN_CASES))
+def test_nan_semantics(name):
+    check(NAN_CASES[name], np.array([1.0, np.nan, -1.0, 3.0, np.nan]), grad=name not in ("median", "sort", "sort_desc",
+                                                                                        "topk", "max", "maximum",
+                                                                                        "median_dim", "sort2d_desc", "unique"))
+
+
+def test_empty_reductions():
+    e = np.zeros((0, 3))
+    for f in (lambda m, e: e.sum(0), lambda m, e: e.mean(0), lambda m, e: e.prod(0), lambda m, e: e.median(),
+              lambda m, e: e.norm(dim=1), lambda m, e: e.logsumexp(1), lambda m, e: e.cumsum(0), lambda m, e: e.sort(1)):
+        check(f, e, grad=False)
