@@ -13,6 +13,21 @@ import autodiff as ad
 
 torch = pytest.importorskip("torch")
 
+
+@pytest.fixture(autouse=True, params=["numpy", "numba"])
+def _cpu_backend(request):
+    """Every comparison runs once per CPU backend (the kernels differ: numba overrides some slots)."""
+    from autodiff import backends
+    prev = backends.get_cpu_backend().name
+    try:
+        ad.set_backend(request.param)
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"{request.param} backend unavailable: {e}")
+    try:
+        yield request.param
+    finally:
+        ad.set_backend(prev)
+
 TOL = {np.float16: dict(rtol=1e-3, atol=1e-3), np.float32: dict(rtol=1.3e-5, atol=1e-5),
        np.float64: dict(rtol=1e-7, atol=1e-7)}
 
