@@ -165,10 +165,14 @@ def softmin(input, dim=None, _stacklevel=3, dtype=None):
     return N.softmax(-input, dim, dtype)
 
 
-def normalize(input, p=2.0, dim=1, eps=1e-12):
-    """input / max(||input||_p along dim, eps)."""
+def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
+    """input / max(||input||_p along dim, eps) (written into `out` when given)."""
     n = autodiff.norm(input, p, dim, keepdim=True)  # zero gradient at a zero vector, as torch.norm
-    return input / E.clamp(n, min=eps)
+    res = input / E.clamp(n, min=eps)
+    if out is not None:
+        out.copy_(res)
+        return out
+    return res
 
 
 def cosine_similarity(x1, x2, dim=1, eps=1e-8):

@@ -157,10 +157,22 @@ class ConvTranspose1d(_ConvNd):
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
                  bias=True, dilation=1, padding_mode="zeros", device=None, dtype=None):
+        if padding_mode != "zeros":
+            raise ValueError(f'Only "zeros" padding mode is supported for {type(self).__name__}')
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                          padding_mode, device, dtype, output_padding)
 
-    def forward(self, input):
+    def forward(self, input, output_size=None):
         self._check_input(input)
-        return F.conv_transpose1d(input, self.weight, self.bias, self.stride, self.padding, self.output_padding,
+        op = self.output_padding
+        if output_size is not None:  # PyTorch's _output_padding: the extra size that reaches output_size
+            size = list(output_size)[-1:]
+            k, s, p, d = (v[0] if isinstance(v, (tuple, list)) else v
+                          for v in (self.kernel_size, self.stride, self.padding, self.dilation))
+            lo = (input.shape[-1] - 1) * s - 2 * p + d * (k - 1) + 1
+            if not lo <= size[0] <= lo + s - 1:
+                raise ValueError(f"requested an output size of {list(output_size)}, but valid sizes range from "
+                                 f"[{lo}] to [{lo + s - 1}] (for an input of {list(input.shape[2:])})")
+            op = (size[0] - lo,)
+        return F.conv_transpose1d(input, self.weight, self.bias, self.stride, self.padding, op,
                                   self.groups, self.dilation)

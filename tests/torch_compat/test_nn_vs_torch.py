@@ -1287,6 +1287,16 @@ def test_loss_and_norm_edge_cases_match_torch():
          full=True, reduction="sum")
 
 
+def test_conv_transpose1d_output_size_matches_torch():
+    for size in ([11], [2, 3, 12], [10]):
+        compare_module(*_pair("ConvTranspose1d", 2, 3, 3, stride=3, padding=1), [rn(2, 2, 4)], np.float64,
+                       kwargs=dict(output_size=size))
+    with pytest.raises(ValueError, match="output size"):
+        nn.ConvTranspose1d(2, 3, 3, stride=3, padding=1)(autodiff.randn(2, 2, 4), output_size=[20])
+    with pytest.raises(ValueError, match="zeros"):
+        nn.ConvTranspose1d(2, 3, 3, padding_mode="reflect")
+
+
 def test_replacing_children_keeps_order_as_torch():
     for lib in (nn, tnn):
         s = lib.Sequential(lib.ReLU(), lib.ReLU(), lib.ReLU())
