@@ -586,9 +586,14 @@ def fake_cupy(monkeypatch):
     for name in [m for m in sys.modules if m.split(".")[0] in ("cupy", "cupyx")] + [
             "autodiff.backends.cuda_kernels"]:
         monkeypatch.delitem(sys.modules, name, raising=False)
+    # `from . import cuda_kernels` returns the package attribute when set: drop it too, so that a module bound
+    # to the fake is imported fresh here and the real one (if any) is put back afterwards.
+    had_kernels = "cuda_kernels" in vars(backends)
+    monkeypatch.delattr(backends, "cuda_kernels", raising=False)
     monkeypatch.setitem(sys.modules, "cupy", cp)
     monkeypatch.setitem(sys.modules, "cupy._core", cp._core)
     monkeypatch.setitem(sys.modules, "cupy._core.syncdetect", cp._core.syncdetect)
+    monkeypatch.setitem(sys.modules, "cupyx", None)  # a real cupyx must not be imported against the fake
     monkeypatch.setattr(autodiff.cuda, "_tracking", False)
     monkeypatch.setattr(autodiff.cuda, "_peak", {})
     try:
@@ -598,6 +603,8 @@ def fake_cupy(monkeypatch):
             d.clear()
             d.update(snapshot)
         sys.modules.pop("autodiff.backends.cuda_kernels", None)  # bound to the fake; monkeypatch restores a real one
+        if not had_kernels:
+            vars(backends).pop("cuda_kernels", None)  # (monkeypatch puts back only what was there)
 
 
 def test_fake_cupy_backend_placement_and_devices(fake_cupy):
