@@ -73,8 +73,25 @@ def infer_dtype(data):
     if kind == "i":
         return int64
     if kind == "f":
-        return _default_float
+        # NumPy float scalars keep their width, Python floats count as the default dtype; the
+        # widest wins (tensor([np.float64(1), 2]) is float64, as PyTorch)
+        out = None
+        for d in _float_dtypes(data):
+            out = d if out is None else np.promote_types(out, d)
+        return out or _default_float
     return None
+
+
+def _float_dtypes(data):
+    if isinstance(data, np.floating):  # before float: np.float64 subclasses it
+        yield data.dtype
+    elif isinstance(data, builtins.float):
+        yield _default_float
+    elif isinstance(data, (list, tuple)):
+        for x in data:
+            yield from _float_dtypes(x)
+    elif hasattr(data, "dtype") and data.dtype.kind == "f":
+        yield data.dtype
 
 
 def _scan_kind(data):

@@ -949,6 +949,8 @@ FACT = {
     "tensor_np_i32": lambda m: m.tensor(np.arange(3, dtype=np.int32)),
     "tensor_np_scalar": lambda m: m.tensor(np.float32(2.5)), "tensor_empty": lambda m: m.tensor([]),
     "tensor_dtype": lambda m: m.tensor([1, 2], dtype=m.float32),
+    "tensor_np_f64_list": lambda m: m.tensor([np.float64(1.0), 2]), "tensor_np_f16_list": lambda m: m.tensor([1, np.float16(2)]),
+    "tensor_np_mixed": lambda m: m.tensor([[np.float64(1)], [2.5]]), "tensor_np_f16_py": lambda m: m.tensor([1.5, np.float16(2)]),
     "as_tensor": lambda m: m.as_tensor([1.0, 2.0]), "from_numpy": lambda m: m.from_numpy(np.arange(3.0)),
     "randn_shape": lambda m: m.randn(2, 3).shape, "rand_dtype": lambda m: m.rand(2, dtype=m.float64).dtype == m.float64,
     "randint": lambda m: (m.randint(0, 5, (3,)).shape, m.randint(5, (2, 2)).shape),
