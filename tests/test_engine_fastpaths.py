@@ -87,3 +87,26 @@ def test_bias_broadcast_and_dtype_restore(device):
     np.testing.assert_allclose(to_numpy(b.grad), [2.0, 2.0, 2.0])
     assert m.grad.dtype == ad.float32 and tuple(m.grad.shape) == (2, 1)
     np.testing.assert_allclose(to_numpy(m.grad), [[6.0], [6.0]])
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_fused_cross_entropy_matches_reference_and_empty_batch(device, reduction):
+    rng = np.random.default_rng(0)
+    zn = rng.standard_normal((5, 4))
+    tn = np.array([0, 3, 1, 1, 2])
+    z = leaf(zn, device)
+    loss = nn.functional.cross_entropy(z, ad.tensor(tn, device=device), reduction=reduction)
+    loss.backward()
+    p = np.exp(zn - zn.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    rows = -np.log(p[np.arange(5), tn])
+    onehot = np.eye(4)[tn]
+    scale = 1 / 5 if reduction == "mean" else 1.0
+    np.testing.assert_allclose(to_numpy(loss), rows.mean() if reduction == "mean" else rows.sum(), rtol=1e-12)
+    np.testing.assert_allclose(to_numpy(z.grad), (p - onehot) * scale, rtol=1e-10, atol=1e-12)
+    # an empty batch: nan mean / zero sum (as PyTorch), an empty gradient, and no exception or warning
+    z0 = leaf(np.zeros((0, 4)), device)
+    loss0 = nn.functional.cross_entropy(z0, ad.tensor(np.zeros(0, np.int64), device=device), reduction=reduction)
+    loss0.backward()
+    assert np.isnan(to_numpy(loss0)) if reduction == "mean" else to_numpy(loss0) == 0
+    assert tuple(z0.grad.shape) == (0, 4)

@@ -192,7 +192,8 @@ class SoftmaxCrossEntropy(Function):
         loss, probs = ctx.backend.softmax_cross_entropy(z, target)
         ctx.probs = probs
         if reduction == "mean":
-            return loss.sum() / loss.shape[0]  # what ndarray.mean computes, without its Python wrapper
+            n = loss.shape[0]  # sum / n is what ndarray.mean computes, without its Python wrapper
+            return loss.sum() / n if n else ctx.backend.xp.full((), float("nan"), dtype=loss.dtype)
         if reduction == "sum":
             return loss.sum()
         return loss
@@ -205,7 +206,7 @@ class SoftmaxCrossEntropy(Function):
             gd = g.data
             if red != "none":  # the (n,) row gradients, filled (broadcast_to is a slow Python wrapper)
                 rows = ctx.backend.xp.empty((n,), dtype=gd.dtype)
-                rows[...] = gd * (1.0 / n) if red == "mean" else gd
+                rows[...] = gd * (1.0 / n if n else float("nan")) if red == "mean" else gd  # n = 0: PyTorch's nan
                 gd = rows
             return _w(ctx.backend.softmax_cross_entropy_backward(ctx.probs, ctx.target, gd))
         (z,) = ctx.saved_tensors
