@@ -198,8 +198,22 @@ def main(argv=None):
     kernels = [(key, getattr(K, attr)(), scalars) for key, (attr, scalars) in ELEMENTWISE.items()]
     for act in BIAS_ACTS:
         kernels.append((f"bias_{act}", K._bias_act_kernel(act)(), set()))
+    listed = {attr for attr, _ in ELEMENTWISE.values()} | {"_bias_act_kernel", "_sce_module"}
+    unlisted = sorted(n for n in vars(K) if n.startswith("_") and n.endswith(("_kernel", "_module"))
+                      and callable(getattr(K, n)) and n not in listed)
+    if unlisted:
+        report("every kernel builder listed in ELEMENTWISE", f"not listed (so not compiled): {unlisted}")
     for key, ek, scalars in kernels:
         for dtype in DTYPES:
+            # CuPy's type resolution for the call the wrapper makes (scalars take T from the arrays)
+            t = np.dtype(dtype).type
+            ins = tuple(None if p.name in scalars else (np.dtype(p.dtype).type if p.dtype is not None else t)
+                        for p in ek.in_params)
+            outs = tuple(np.dtype(p.dtype).type if p.dtype is not None else t for p in ek.out_params)
+            try:
+                ek._decide_params_type(ins, outs)
+            except Exception as e:  # noqa: BLE001
+                report(f"{ek.name} [{dtype}] type resolution", f"{type(e).__name__}: {e}")
             for ndim in (1, 2):
                 try:
                     code = _elementwise_source(ek, scalars, dtype, ndim)
