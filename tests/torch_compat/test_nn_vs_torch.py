@@ -1,5 +1,8 @@
 """nn against PyTorch itself (skipped when `torch` is not importable).
 
+The layer, activation, normalisation and loss comparisons run on every backend (the `device` fixture:
+numpy, numba, and CUDA where a GPU is present).
+
 Each layer is built in both frameworks; torch's parameters and buffers are copied into ours through
 `load_state_dict` (NumPy arrays), which also checks the state_dict key names, order and shapes. The same
 input and the same output gradient go through both; outputs, input gradients and parameter gradients
@@ -29,7 +32,7 @@ DTYPES = [np.float64, np.float32]
 def _np(t):
     if isinstance(t, torch.Tensor):
         return t.detach().cpu().numpy()
-    return t.detach().numpy()
+    return t.detach().cpu().numpy()
 
 
 def _close(a, b, dtype, what, **kw):
@@ -60,14 +63,16 @@ def _copy_params(tm, om):
 
 
 def compare_module(tm, om, inputs, dtype, train=True, rng=None, kwargs=None, check_params=True,
-                   grad_inputs=None, **tol):
+                   grad_inputs=None, device="cpu", **tol):
     """Run both modules on the same inputs (NumPy arrays; float ones require grad) and compare outputs,
-    input gradients and parameter gradients, plus buffers afterwards."""
+    input gradients and parameter gradients, plus buffers afterwards. Ours runs on `device`."""
     rng = rng or np.random.default_rng(1)
     kwargs = kwargs or {}
     tm = tm.to(TDT[dtype])
     _copy_params(tm, om)
     om = om.double() if dtype == np.float64 else om.float()
+    if device != "cpu":
+        om = om.to(device)
     tm.zero_grad()
     om.zero_grad()
     tm.train(train)
@@ -84,9 +89,9 @@ def compare_module(tm, om, inputs, dtype, train=True, rng=None, kwargs=None, che
             a = a.astype(dtype)
         rg = fl and (grad_inputs is None or i in grad_inputs)
         tin.append(torch.tensor(a, requires_grad=rg))
-        oin.append(autodiff.tensor(a, requires_grad=rg))
+        oin.append(autodiff.tensor(a, requires_grad=rg, device=device))
     tout = _flat(tm(*tin, **kwargs))
-    oout = _flat(om(*oin, **{k: (autodiff.tensor(_np(v)) if isinstance(v, torch.Tensor) else v)
+    oout = _flat(om(*oin, **{k: (autodiff.tensor(_np(v), device=device) if isinstance(v, torch.Tensor) else v)
                             for k, v in kwargs.items()}))
     assert len(tout) == len(oout), f"{type(om).__name__}: {len(oout)} outputs vs torch {len(tout)}"
     for k, (t, o) in enumerate(zip(tout, oout)):
@@ -97,7 +102,7 @@ def compare_module(tm, om, inputs, dtype, train=True, rng=None, kwargs=None, che
             continue
         g = rng.standard_normal(tuple(t.shape)).astype(dtype)
         tl = tl + (t * torch.tensor(g)).sum()
-        ol = ol + (o * autodiff.tensor(g)).sum()
+        ol = ol + (o * autodiff.tensor(g, device=device)).sum()
     if isinstance(tl, torch.Tensor):
         tl.backward()
         ol.backward()
@@ -201,10 +206,10 @@ LAYER_CASES = [
 
 @pytest.mark.parametrize("case", LAYER_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(LAYER_CASES)])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_layer_matches_torch(case, dtype):
+def test_layer_matches_torch(case, dtype, device):
     name, args, kw, shapes = case
     tm, om = _pair(name, *args, **kw)
-    compare_module(tm, om, [rn(*s) for s in shapes], dtype)
+    compare_module(tm, om, [rn(*s) for s in shapes], dtype, device=device)
 
 
 ACTS = [("ReLU", {}), ("ReLU6", {}), ("LeakyReLU", dict(negative_slope=0.2)), ("ELU", dict(alpha=0.7)),
@@ -217,13 +222,13 @@ ACTS = [("ReLU", {}), ("ReLU6", {}), ("LeakyReLU", dict(negative_slope=0.2)), ("
 
 @pytest.mark.parametrize("case", ACTS, ids=[f"{c[0]}-{i}" for i, c in enumerate(ACTS)])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_activation_matches_torch(case, dtype):
+def test_activation_matches_torch(case, dtype, device):
     name, kw = case
     tm, om = _pair(name, **kw)
     x = rn(3, 4, 6) * 3
     # torch's own CELU / Hardsigmoid backward kernels round a coefficient to float32 (ours are exact)
     tol = dict(rtol=1e-6) if name in ("CELU", "Hardsigmoid") and dtype == np.float64 else {}
-    compare_module(tm, om, [x], dtype, **tol)
+    compare_module(tm, om, [x], dtype, device=device, **tol)
     assert str(om) == str(tm)
 
 
@@ -242,18 +247,18 @@ BN_CASES = [
 
 @pytest.mark.parametrize("case", BN_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(BN_CASES)])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_batchnorm_train_eval_and_running_stats(case, dtype):
+def test_batchnorm_train_eval_and_running_stats(case, dtype, device):
     name, args, kw, shape = case
     tm, om = _pair(name, *args, **kw)
     rng = np.random.default_rng(3)
     for step in range(4):  # several training steps: running stats (and num_batches_tracked) follow torch
         x = rng.standard_normal(shape) * 2 + 1
-        tout, oout = compare_module(tm, om, [x], dtype, train=True) if step == 0 else (None, None)
+        tout, oout = compare_module(tm, om, [x], dtype, train=True, device=device) if step == 0 else (None, None)
         if step:
             with torch.no_grad():
                 tm(torch.tensor(x.astype(dtype)))
             with autodiff.no_grad():
-                om(autodiff.tensor(x.astype(dtype)))
+                om(autodiff.tensor(x.astype(dtype), device=device))
             for (n, tb), (n2, ob) in zip(tm.named_buffers(), om.named_buffers()):
                 assert n == n2
                 _close(ob, tb, dtype if tb.dtype.is_floating_point else np.float64, f"{name} buffer {n}")
@@ -261,7 +266,7 @@ def test_batchnorm_train_eval_and_running_stats(case, dtype):
     tm.eval()
     om.eval()
     tout = tm(torch.tensor(x.astype(dtype)))
-    oout = om(autodiff.tensor(x.astype(dtype)))
+    oout = om(autodiff.tensor(x.astype(dtype), device=device))
     _close(oout, tout, dtype, f"{name} eval output")
 
 
@@ -461,19 +466,20 @@ def test_scaled_dot_product_attention_matches_torch(case, dtype):
 
 
 # ---------------------------------------------------------------------------------------------- losses
-def _loss_compare(name, kw, inputs, dtype, grad_inputs=(0,), tol=None):
+def _loss_compare(name, kw, inputs, dtype, grad_inputs=(0,), tol=None, device="cpu"):
     tkw = {k: (torch.tensor(v.astype(dtype)) if isinstance(v, np.ndarray) else v) for k, v in kw.items()}
-    okw = {k: (autodiff.tensor(v.astype(dtype)) if isinstance(v, np.ndarray) else v) for k, v in kw.items()}
+    okw = {k: (autodiff.tensor(v.astype(dtype), device=device) if isinstance(v, np.ndarray) else v)
+           for k, v in kw.items()}
     tm, om = getattr(tnn, name)(**tkw), getattr(nn, name)(**okw)
     tin = [torch.tensor(a.astype(dtype) if a.dtype.kind == "f" else a, requires_grad=i in grad_inputs)
            for i, a in enumerate(inputs)]
-    oin = [autodiff.tensor(a.astype(dtype) if a.dtype.kind == "f" else a, requires_grad=i in grad_inputs)
-           for i, a in enumerate(inputs)]
+    oin = [autodiff.tensor(a.astype(dtype) if a.dtype.kind == "f" else a, requires_grad=i in grad_inputs,
+                           device=device) for i, a in enumerate(inputs)]
     t, o = tm(*tin), om(*oin)
     _close(o, t, dtype, f"{name}({kw}) value", **(tol or {}))
     g = rn(*t.shape).astype(dtype)
     (t * torch.tensor(g)).sum().backward()
-    (o * autodiff.tensor(g)).sum().backward()
+    (o * autodiff.tensor(g, device=device)).sum().backward()
     for i in grad_inputs:
         _close(oin[i].grad, tin[i].grad, dtype, f"{name}({kw}) grad {i}", **(tol or {}))
     assert str(om) == str(tm)
@@ -531,13 +537,13 @@ LOSS_CASES = [
 
 @pytest.mark.parametrize("case", LOSS_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(LOSS_CASES)])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_loss_matches_torch(case, dtype):
+def test_loss_matches_torch(case, dtype, device):
     name, kw, make, gi = case
     inputs = make()
     reds = ["batchmean"] if kw.get("reduction") == "batchmean" else REDS
     kw = {k: v for k, v in kw.items() if k != "reduction"}
     for red in reds:
-        _loss_compare(name, dict(kw, reduction=red), inputs, dtype, grad_inputs=gi)
+        _loss_compare(name, dict(kw, reduction=red), inputs, dtype, grad_inputs=gi, device=device)
 
 
 def test_loss_bad_input_raises():
@@ -987,10 +993,10 @@ EXTRA_CASES = [
 
 @pytest.mark.parametrize("case", EXTRA_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(EXTRA_CASES)])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_more_layers_match_torch(case, dtype):
+def test_more_layers_match_torch(case, dtype, device):
     name, args, kw, shapes = case
     tm, om = _pair(name, *args, **kw)
-    compare_module(tm, om, [rn(*s) for s in shapes], dtype, train=name != "RReLU")
+    compare_module(tm, om, [rn(*s) for s in shapes], dtype, train=name != "RReLU", device=device)
     assert str(om) == str(tm)
 
 
@@ -1008,11 +1014,11 @@ EXTRA_LOSSES = [
 
 @pytest.mark.parametrize("case", EXTRA_LOSSES, ids=[f"{c[0]}-{i}" for i, c in enumerate(EXTRA_LOSSES)])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_more_losses_match_torch(case, dtype):
+def test_more_losses_match_torch(case, dtype, device):
     name, kw, make, gi = case
     inputs = make()
     for red in REDS:
-        _loss_compare(name, dict(kw, reduction=red), inputs, dtype, grad_inputs=gi)
+        _loss_compare(name, dict(kw, reduction=red), inputs, dtype, grad_inputs=gi, device=device)
 
 
 def test_random_layers_statistics():
