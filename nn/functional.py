@@ -1037,3 +1037,66 @@ def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
         acc = part if acc is None else acc + part
     div = (acc.movedim(-1, 1) * (alpha / size) + k) ** beta
     return input / div
+
+
+def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale_grad_by_freq=False, mode="mean",
+                  sparse=False, per_sample_weights=None, include_last_offset=False, padding_idx=None):
+    """Sums, means or maxima of bags of embedding rows, as PyTorch: a 2-D `input` holds one bag per row; a
+    1-D `input` is cut into bags at `offsets`. per_sample_weights (mode 'sum' only) scale each row;
+    padding_idx entries are left out (and not counted by 'mean'); empty bags give zeros."""
+    _check_tensor(input, "embedding_bag")
+    if mode not in ("sum", "mean", "max"):
+        raise ValueError(f"embedding_bag: mode has to be one of sum, mean or max, got {mode!r}")
+    if per_sample_weights is not None and mode != "sum":
+        raise NotImplementedError(f"embedding_bag: per_sample_weights was not None. per_sample_weights is only "
+                                  f"supported for mode='sum' (got mode='{mode}'). Please open a feature request "
+                                  "on GitHub.")
+    if input.ndim == 2:
+        if offsets is not None:
+            raise ValueError("embedding_bag: if input is 2D, then offsets has to be None, as input is treated is a "
+                             "mini-batch of fixed length sequences.")
+        b, n = input.shape
+        bag = np.repeat(np.arange(b), n)
+        flat = input.reshape(-1)
+        if per_sample_weights is not None:
+            per_sample_weights = per_sample_weights.reshape(-1)
+    elif input.ndim == 1:
+        if offsets is None:
+            raise ValueError("embedding_bag: offsets has to be a 1D Tensor but got None")
+        off = offsets.detach().cpu().numpy() if isinstance(offsets, Tensor) else np.asarray(offsets)
+        off = off.astype(np.int64).reshape(-1)
+        m = input.shape[0]
+        if include_last_offset:
+            off = off[:-1]
+        b = off.size
+        bounds = np.append(off, m)
+        bag = np.repeat(np.arange(b), np.diff(bounds)) if b else np.zeros(0, np.int64)
+        flat = input
+    else:
+        raise ValueError(f"embedding_bag: input has to be 1D or 2D Tensor, but got Tensor of dimension {input.ndim}")
+    d = weight.shape[1]
+    xp = _xp(weight)
+    rows = embedding(flat, weight, None, max_norm, norm_type, scale_grad_by_freq)  # (M, D)
+    m = rows.shape[0]
+    keep = np.ones(m, dtype=bool)
+    if padding_idx is not None:
+        pi = padding_idx % weight.shape[0]
+        keep = (flat.detach().cpu().numpy().reshape(-1) != pi)
+    if mode == "max":
+        outs = []
+        for i in range(b):
+            sel = np.nonzero((bag == i) & keep)[0]
+            if sel.size:
+                outs.append(rows[_new_tensor(xp.asarray(sel))].amax(0))
+            else:
+                outs.append(autodiff.zeros(d, dtype=weight.dtype, device=weight.device))
+        return autodiff.stack(outs, 0) if outs else autodiff.zeros(0, d, dtype=weight.dtype, device=weight.device)
+    a = np.zeros((b, m), dtype=np.dtype(weight.dtype))
+    a[bag[keep], np.nonzero(keep)[0]] = 1.0
+    if mode == "mean":
+        cnt = a.sum(1, keepdims=True)
+        a = a / np.maximum(cnt, 1)
+    amat = _new_tensor(xp.asarray(a))
+    if per_sample_weights is not None:
+        amat = amat * per_sample_weights.reshape(1, m)
+    return amat.matmul(rows)

@@ -9,7 +9,7 @@ from .flatten import Flatten, Unflatten
 from .linear import Bilinear, Identity, LazyLinear, Linear
 
 from .conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
-from .embedding import Embedding
+from .embedding import Embedding, EmbeddingBag
 from .normalization import (BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm2d, LayerNorm, RMSNorm)
 from .pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool1d, AvgPool2d, MaxPool1d,
                       MaxPool2d, MaxUnpool2d)

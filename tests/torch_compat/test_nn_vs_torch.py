@@ -1382,3 +1382,23 @@ def test_custom_parametrization_matches_torch():
     _close(om.weight, tm.weight, np.float64, "weight after removal")
     with pytest.raises(ValueError):
         OP.register_parametrization(om, "nope", OSym())
+
+
+EBAG_CASES = [
+    (dict(), [np.array([[1, 2, 4], [4, 3, 0]])], {}),
+    (dict(mode="sum", padding_idx=2), [np.array([1, 2, 4, 4, 3, 2, 0]), np.array([0, 2, 2, 5])], {}),
+    (dict(mode="max"), [np.array([1, 2, 4, 4, 3, 2, 0]), np.array([0, 3, 3])], {}),
+    (dict(mode="mean", include_last_offset=True, padding_idx=0), [np.array([1, 0, 4, 0, 3]), np.array([0, 2, 2, 5])],
+     {}),
+    (dict(mode="sum"), [np.array([[1, 2], [4, 3]]), None, rn(2, 2)], {}),
+    (dict(mode="max", padding_idx=1), [np.array([[1, 2, 1], [1, 1, 1]])], {}),
+]
+
+
+@pytest.mark.parametrize("case", EBAG_CASES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_embedding_bag_matches_torch(case, dtype):
+    kw, inputs, _ = case
+    tm, om = _pair("EmbeddingBag", 6, 3, **kw)
+    assert str(om) == str(tm)
+    compare_module(tm, om, inputs, dtype)
