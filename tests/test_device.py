@@ -215,6 +215,24 @@ def test_cuda_training_step_has_zero_host_transfers(cuda):
 
 
 @pytest.mark.cuda
+def test_cuda_transfer_counter_sees_each_host_read(cuda):
+    """The counter behind the zero-transfer test must see every kind of host read on this CuPy (CuPy 14 no
+    longer calls its sync detector; autodiff.cuda._count_transfers also wraps ndarray.get)."""
+    cp = cuda.xp
+    a = cp.arange(4, dtype=cp.float32)
+    reads = {"float": lambda: float(a.sum()), "bool": lambda: bool(a.any()), "int": lambda: int(a[1]),
+             "item": lambda: a.sum().item(), "tolist": lambda: a.tolist(), "get": lambda: a.get(),
+             "asnumpy": lambda: cp.asnumpy(a), "repr": lambda: repr(a)}
+    missed = {}
+    for what, read in reads.items():
+        with autodiff.cuda._count_transfers() as log:
+            read()
+        if log.count != 1:
+            missed[what] = log.count
+    assert not missed, f"transfers counted per host read (want 1 each): {missed}; hooks {log.hooks}"
+
+
+@pytest.mark.cuda
 def test_cuda_training_matches_cpu(cuda):
     losses = {}
     for dev in ("cpu", "cuda"):
