@@ -3,6 +3,10 @@
 Public API only. `import autodiff` never imports CuPy; CUDA loads on first use.
 """
 # ruff: noqa: F401
+import math as _math
+
+import numpy as _np
+
 from . import dtypes as _dtypes
 from .autograd import Function, backward, enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
 from .backends import BackendUnavailable, get_cpu_backend, set_backend
@@ -37,6 +41,11 @@ from .ops.shape import (atleast_1d, atleast_2d, atleast_3d, broadcast_tensors, c
                         swapdims, tensor_split, tensordot, vsplit, vstack)
 from .ops.indexing import (diag, diagonal, index_add, index_copy, index_fill, masked_select, scatter, take, trace)
 from .ops.nn import log_softmax, softmax  # noqa: E402  (torch.softmax / torch.log_softmax)
+from .ops.elementwise import deg2rad, rad2deg, sgn
+from .ops.reduction import aminmax, bincount, bucketize, histc, searchsorted
+from .ops.linalg import cdist
+from .ops.creation import tril_indices, triu_indices
+from .tensor import set_printoptions
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .serialization import load, save
 from . import amp  # noqa: E402
@@ -60,4 +69,43 @@ def numel(x):
     return x.numel()
 
 
+def is_nonzero(x):
+    if x.numel() != 1:
+        raise RuntimeError(f"is_nonzero: a tensor with {x.numel()} elements cannot be converted to a Python bool")
+    return x.__bool__()  # (`bool` is the dtype here)
+
+
+def inference_mode(mode=True):
+    """As torch.inference_mode: no gradient recording (a no_grad context/decorator) when mode is True."""
+    import contextlib
+    return no_grad() if mode else contextlib.nullcontext()
+
+
+def promote_types(type1, type2):
+    """PyTorch's promotion of two dtypes."""
+    return _dtypes.result_type((_dtypes.normalize_dtype(type1), 1), (_dtypes.normalize_dtype(type2), 1))
+
+
+def result_type(tensor1, tensor2):
+    """dtype of an arithmetic op on the two (tensors or Python scalars), as torch.result_type."""
+    if isinstance(tensor1, Tensor) and isinstance(tensor2, Tensor):
+        return _dtypes.result_type((tensor1.dtype, tensor1.ndim), (tensor2.dtype, tensor2.ndim))
+    if isinstance(tensor1, Tensor):
+        return _dtypes.scalar_result_dtype(tensor1.dtype, tensor2)
+    if isinstance(tensor2, Tensor):
+        return _dtypes.scalar_result_dtype(tensor2.dtype, tensor1)
+    return tensor((tensor1, tensor2)).dtype
+
+
+def can_cast(from_, to):
+    """False where PyTorch refuses a cast in in-place ops (to a lower category: float to int, int to bool)."""
+    from .ops.inplace import _castable
+    return _castable(_dtypes.normalize_dtype(from_), _dtypes.normalize_dtype(to))
+
+
+finfo = _np.finfo
+iinfo = _np.iinfo
+inf, nan, e, pi = _math.inf, _math.nan, _math.e, _math.pi
+newaxis = None
 int = int32  # noqa: A001  (torch.int is int32)
+float = float32  # noqa: A001  (torch.float is float32)

@@ -354,6 +354,24 @@ class Tensor:
 
 # ----------------------------------------------------------------------------- printing (PyTorch's layout)
 _PRINT_PRECISION, _PRINT_THRESHOLD, _PRINT_EDGEITEMS, _PRINT_LINEWIDTH = 4, 1000, 3, 80
+_PRINT_SCI = None
+
+
+def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=None, profile=None, sci_mode=None):
+    """As torch.set_printoptions (profile 'default' / 'short' / 'full')."""
+    global _PRINT_PRECISION, _PRINT_THRESHOLD, _PRINT_EDGEITEMS, _PRINT_LINEWIDTH, _PRINT_SCI
+    if profile is not None:
+        _PRINT_PRECISION, _PRINT_THRESHOLD, _PRINT_EDGEITEMS, _PRINT_LINEWIDTH = {
+            "default": (4, 1000, 3, 80), "short": (2, 1000, 2, 80), "full": (4, float("inf"), 3, 80)}[profile]
+    if precision is not None:
+        _PRINT_PRECISION = precision
+    if threshold is not None:
+        _PRINT_THRESHOLD = threshold
+    if edgeitems is not None:
+        _PRINT_EDGEITEMS = edgeitems
+    if linewidth is not None:
+        _PRINT_LINEWIDTH = linewidth
+    _PRINT_SCI = sci_mode
 
 
 class _Formatter:
@@ -385,6 +403,10 @@ class _Formatter:
             self.max_width = max(len(f"{v:.{p}e}") for v in vals.tolist())
         else:
             self.max_width = max(len(f"{v:.{p}f}") for v in vals.tolist())
+        if _PRINT_SCI is not None and _PRINT_SCI != self.sci_mode:
+            self.sci_mode = _PRINT_SCI
+            if self.sci_mode:
+                self.max_width = max(len(f"{v:.{p}e}") for v in vals.tolist())
 
     def format(self, v):
         p = _PRINT_PRECISION
@@ -629,7 +651,7 @@ def _install_methods():
                  "multiply", "divide", "absolute", "erfc", "float_power", "heaviside", "arctan2", "greater",
                  "greater_equal", "less", "less_equal", "not_equal"):
         setattr(T, name, getattr(E, name))
-    for name in ("cumprod", "median", "count_nonzero", "nansum", "nanmean", "var_mean", "std_mean", "unique", "kthvalue", "dist"):
+    for name in ("cumprod", "median", "count_nonzero", "nansum", "nanmean", "var_mean", "std_mean", "unique", "kthvalue", "dist", "aminmax", "bincount", "histc"):
         setattr(T, name, getattr(R2, name))
     for name in ("roll", "rot90", "select", "repeat_interleave", "moveaxis", "swapdims", "tensor_split", "hsplit",
                  "vsplit", "diff", "tensordot", "kron", "fliplr", "flipud"):
@@ -638,6 +660,9 @@ def _install_methods():
                  "take"):
         setattr(T, name, getattr(I, name))
     T.where = lambda self, condition, other: E.where(condition, self, other)
+    T.sgn = E.sign
+    T.deg2rad = E.deg2rad
+    T.rad2deg = E.rad2deg
     T.nelement = T.numel
     T.byte = lambda self: self.to(np.uint8)
     T.char = lambda self: self.to(np.int8)

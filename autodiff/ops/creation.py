@@ -215,3 +215,19 @@ def normal(mean, std, size, dtype=None, device=None):
 
 
 del builtins
+
+
+def tril_indices(row, col, offset=0, dtype=None, device=None):
+    """2 x N indices of the lower triangle (row-major), as torch.tril_indices."""
+    r, c = np.tril_indices(row, offset, col)
+    b, d = _backend(device)
+    return _new_tensor(b.asarray(np.stack([r, c]).astype(np.int64), dtype=normalize_dtype(dtype) or np.dtype(np.int64),
+                                 device=d))
+
+
+def triu_indices(row, col, offset=0, dtype=None, device=None):
+    """2 x N indices of the upper triangle (row-major), as torch.triu_indices."""
+    r, c = np.triu_indices(row, offset, col)
+    b, d = _backend(device)
+    return _new_tensor(b.asarray(np.stack([r, c]).astype(np.int64), dtype=normalize_dtype(dtype) or np.dtype(np.int64),
+                                 device=d))

@@ -1256,3 +1256,14 @@ def heaviside(x, values):
     xp = _xp_of(x)
     v = values.data if isinstance(values, Tensor) else values
     return _new_tensor(xp.asarray(xp.heaviside(x.data, v)).astype(x.data.dtype))
+
+
+sgn = sign
+
+
+def deg2rad(x):
+    return mul(_float_input(x, "deg2rad"), math.pi / 180.0)
+
+
+def rad2deg(x):
+    return mul(_float_input(x, "rad2deg"), 180.0 / math.pi)

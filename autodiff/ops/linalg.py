@@ -277,3 +277,13 @@ def _diagonal(t, sub):
     ar = {c: xp.arange(size[c]).reshape(tuple(-1 if j == i else 1 for j in range(len(uniq))))
           for i, c in enumerate(uniq)}
     return GetItem.apply(t, key=tuple(ar[c] for c in sub), advanced=True), uniq
+
+
+def cdist(x1, x2, p=2.0):
+    """Pairwise p-norm distances between the rows of x1 (..., P, M) and x2 (..., R, M) -> (..., P, R)."""
+    from .reduction import norm
+    from .elementwise import sub
+    if x1.data.ndim < 2 or x2.data.ndim < 2 or x1.data.shape[-1] != x2.data.shape[-1]:
+        raise RuntimeError(f"cdist: expected (..., P, M) and (..., R, M) tensors, got {tuple(x1.shape)} and "
+                           f"{tuple(x2.shape)}")
+    return norm(sub(x1.unsqueeze(-2), x2.unsqueeze(-3)), p, -1)

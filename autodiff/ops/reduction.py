@@ -709,3 +709,61 @@ def unique(x, sorted=True, return_inverse=False, return_counts=False, dim=None):
     if return_counts:
         out.append(_new_tensor(xp.asarray(cnt).astype(np.int64)))
     return out[0] if len(out) == 1 else tuple(out)
+
+
+AMinMaxResult = collections.namedtuple("aminmax", ["min", "max"])
+
+
+def aminmax(x, *, dim=None, keepdim=False):
+    """(min, max) over `dim` (all elements by default), as torch.aminmax."""
+    return AMinMaxResult(amin(x, dim, keepdim), amax(x, dim, keepdim))
+
+
+def searchsorted(sorted_sequence, values, *, out_int32=False, right=False, side=None, sorter=None):
+    """Insertion indices of `values` into the innermost dimension of `sorted_sequence`."""
+    xp = _xp_of(sorted_sequence)
+    s = sorted_sequence.data
+    v = values.data if isinstance(values, Tensor) else xp.asarray(values)
+    side = side or ("right" if right else "left")
+    if sorter is not None:
+        s = xp.take_along_axis(s, sorter.data if isinstance(sorter, Tensor) else sorter, axis=-1)
+    if s.ndim == 1:
+        r = xp.searchsorted(s, v, side=side)
+    else:
+        if s.shape[:-1] != v.shape[:-1]:
+            raise RuntimeError(f"searchsorted: boundaries {tuple(s.shape)} and input {tuple(v.shape)} must have "
+                               "the same leading dimensions")
+        s2, v2 = s.reshape(-1, s.shape[-1]), v.reshape(-1, v.shape[-1])
+        r = xp.stack([xp.searchsorted(s2[i], v2[i], side=side) for i in range(s2.shape[0])]).reshape(v.shape)
+    return _new_tensor(xp.asarray(r).astype(np.int32 if out_int32 else np.int64))
+
+
+def bucketize(input, boundaries, *, out_int32=False, right=False):
+    """Bucket index of each element of `input` for the 1-D `boundaries`, as torch.bucketize
+    (right=False: boundaries[i-1] < x <= boundaries[i])."""
+    return searchsorted(boundaries, input, out_int32=out_int32, side="right" if right else "left")
+
+
+def bincount(x, weights=None, minlength=0):
+    """Counts of each non-negative integer in the 1-D `x` (weighted sums with `weights`)."""
+    if x.data.ndim != 1 or x.data.dtype.kind not in "iu":
+        raise RuntimeError(f"bincount: expected a 1-D integer tensor, got {x.data.dtype} of shape {tuple(x.shape)}")
+    xp = _xp_of(x)
+    w = weights.data if isinstance(weights, Tensor) else weights
+    r = xp.bincount(x.data, weights=w, minlength=minlength)
+    if w is None:
+        return _new_tensor(xp.asarray(r).astype(np.int64))
+    return _new_tensor(xp.asarray(r).astype(w.dtype if w.dtype.kind == "f" else np.float64))
+
+
+def histc(x, bins=100, min=0, max=0):
+    """Histogram with `bins` equal bins over [min, max] (the data's range when both are 0)."""
+    xp = _xp_of(x)
+    d = x.data
+    lo, hi = float(min), float(max)
+    if lo == hi and d.size:
+        lo, hi = float(d.min()), float(d.max())
+    if lo == hi:
+        lo, hi = lo - 1, hi + 1
+    h, _ = xp.histogram(d, bins=bins, range=(lo, hi))
+    return _new_tensor(xp.asarray(h).astype(d.dtype if d.dtype.kind == "f" else np.float32))

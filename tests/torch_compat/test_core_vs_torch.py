@@ -38,7 +38,7 @@ def _tol(dtype):
 
 def _to_np(x):
     if isinstance(x, torch.Tensor):
-        return x.detach().numpy()
+        return x.detach().numpy(force=True)  # force: torch gives some zero gradients as ZeroTensors
     return np.asarray(x.detach().numpy())
 
 
@@ -1355,3 +1355,27 @@ def test_empty_reductions():
     for f in (lambda m, e: e.sum(0), lambda m, e: e.mean(0), lambda m, e: e.prod(0), lambda m, e: e.median(),
               lambda m, e: e.norm(dim=1), lambda m, e: e.logsumexp(1), lambda m, e: e.cumsum(0), lambda m, e: e.sort(1)):
         check(f, e, grad=False)
+
+
+MISC = {
+    "cdist": lambda m, x, y: m.cdist(x, y), "cdist1": lambda m, x, y: m.cdist(x, y, p=1.0),
+    "cdist_batched": lambda m, x, y: m.cdist(x.unsqueeze(0), y.unsqueeze(0)),
+    "aminmax": lambda m, x, y: m.aminmax(x), "aminmax_dim": lambda m, x, y: m.aminmax(x, dim=1, keepdim=True),
+    "sgn": lambda m, x, y: m.sgn(x), "deg2rad": lambda m, x, y: m.deg2rad(x), "rad2deg": lambda m, x, y: x.rad2deg(),
+    "tril_indices": lambda m, x, y: m.tril_indices(3, 4, 1), "triu_indices": lambda m, x, y: m.triu_indices(4, 3, -1),
+    "bucketize": lambda m, x, y: m.bucketize(x, m.tensor([-1.0, 0.0, 1.0], dtype=x.dtype)),
+    "bucketize_r": lambda m, x, y: m.bucketize(x, m.tensor([-1.0, 0.0, 1.0], dtype=x.dtype), right=True),
+    "searchsorted": lambda m, x, y: m.searchsorted(m.sort(x, 1).values, y[:4, :2].contiguous()),
+    "bincount": lambda m, x, y: m.bincount(m.tensor([0, 3, 3, 1])), "bincount_w": lambda m, x, y: m.bincount(m.tensor([0, 2, 2]), x[0]),
+    "histc": lambda m, x, y: m.histc(x, bins=5, min=-2, max=2), "histc_auto": lambda m, x, y: x.histc(4),
+    "promote": lambda m, x, y: str(m.promote_types(m.uint8, m.int8)).replace("torch.", ""),
+    "result_type": lambda m, x, y: str(m.result_type(m.tensor([1], dtype=m.int32), 2.5)).replace("torch.", ""),
+    "can_cast": lambda m, x, y: (m.can_cast(m.float64, m.int32), m.can_cast(m.int32, m.float16)),
+    "is_nonzero": lambda m, x, y: m.is_nonzero(m.tensor([1.5])),
+}
+
+
+@pytest.mark.parametrize("name", list(MISC))
+def test_misc_ops(name):
+    check(MISC[name], R(4, 3, seed=71), R(5, 3, seed=72), grad=not name.startswith(("bucketize", "searchsorted",
+                                                                                     "bincount", "histc")))
