@@ -28,6 +28,9 @@ Stages
    --torch-device cuda`, bench/suite.py) in a subprocess (`--no-suite` skips it).
 4. summary: `gpu_check.json` and `gpu_check.md` in $OUT when set, else bench/results/.
 
+Before spending GPU time: `python -m bench.compile_cuda_kernels` (any machine with CuPy importable and nvcc)
+compiles every fused kernel's exact CuPy-generated source without a GPU.
+
 `--dry-run` checks the environment and the plan, runs each benchmark once at a tiny size when a GPU is
 present, and skips the tests: on a CPU-only machine it reports "no GPU" and exits 0 within seconds.
 Exit status: 0 when everything that ran passed (targets missed are reported, not fatal), 1 when tests
