@@ -39,7 +39,8 @@ from .ops.reduction import count_nonzero, cumprod, dist, kthvalue, median, nanme
 from .ops.shape import (atleast_1d, atleast_2d, atleast_3d, broadcast_tensors, column_stack, diff, dstack, fliplr,
                         flipud, hsplit, hstack, kron, moveaxis, repeat_interleave, roll, rot90, row_stack, select,
                         swapdims, tensor_split, tensordot, vsplit, vstack)
-from .ops.indexing import (diag, diagonal, index_add, index_copy, index_fill, masked_select, scatter, take, trace)
+from .ops.indexing import (diag, diagonal, index_add, index_copy, index_fill, index_put, masked_select, scatter, take,
+                           trace)
 from .ops.nn import log_softmax, softmax  # noqa: E402  (torch.softmax / torch.log_softmax)
 from .ops.elementwise import deg2rad, rad2deg, sgn
 from .ops.reduction import aminmax, bincount, bucketize, histc, searchsorted

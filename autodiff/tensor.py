@@ -657,7 +657,7 @@ def _install_methods():
                  "vsplit", "diff", "tensordot", "kron", "fliplr", "flipud"):
         setattr(T, name, getattr(S, name))
     for name in ("diag", "diagonal", "trace", "masked_select", "scatter", "index_add", "index_fill", "index_copy",
-                 "take"):
+                 "take", "index_put"):
         setattr(T, name, getattr(I, name))
     T.where = lambda self, condition, other: E.where(condition, self, other)
     T.sgn = E.sign
@@ -701,7 +701,7 @@ def _install_methods():
         "addcdiv_": E.addcdiv, "floor_divide_": E.floor_divide, "true_divide_": E.div, "erf_": E.erf,
         "logical_not_": E.logical_not, "leaky_relu_": E.leaky_relu, "nan_to_num_": E.nan_to_num,
         "scatter_": I.scatter, "scatter_add_": I.scatter_add, "index_add_": I.index_add,
-        "index_fill_": I.index_fill, "index_copy_": I.index_copy, "atan2_": E.atan2, "hypot_": E.hypot,
+        "index_fill_": I.index_fill, "index_copy_": I.index_copy, "index_put_": I.index_put, "atan2_": E.atan2, "hypot_": E.hypot,
         "tan_": E.tan, "sinh_": E.sinh, "cosh_": E.cosh, "log2_": E.log2, "log10_": E.log10,
         "exp2_": E.exp2, "asin_": E.asin, "acos_": E.acos, "atan_": E.atan, "cumsum_": R.cumsum,
         "cumprod_": R2.cumprod, "masked_scatter_": None,

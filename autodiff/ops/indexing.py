@@ -584,3 +584,24 @@ def trace(x):
         raise RuntimeError(f"trace: expected a 2-D tensor, got shape {tuple(x.shape)}")
     from .reduction import sum as _sum
     return _sum(diagonal(x))
+
+
+def index_put(x, indices, values, accumulate=False):
+    """out = x.clone(); out[indices] = values (or += with accumulate=True, repeated indices summing),
+    as torch.index_put. `indices` is a tuple of index tensors."""
+    from .elementwise import add, cast
+    key, _ = _normalize_key(x, tuple(indices))
+    v = values if isinstance(values, Tensor) else _new_tensor(_xp(x).asarray(values, dtype=x.data.dtype))
+    if v.data.dtype != x.data.dtype:
+        v = cast(v, x.data.dtype)
+    if not accumulate:
+        return SetItem.apply(x, v, key=key)
+    shape = _xp(x).empty(x.data.shape, dtype=bool)[key].shape  # the indexed shape (a bool temporary)
+    if tuple(v.data.shape) != tuple(shape):
+        from .reduction import broadcast_to
+        try:
+            v = broadcast_to(v, shape)
+        except RuntimeError:
+            raise RuntimeError(f"index_put: values of shape {tuple(v.shape)} cannot be broadcast to the indexed "
+                               f"shape {tuple(shape)} of the input {tuple(x.shape)}") from None
+    return add(x, IndexPut.apply(v, key=key, shape=x.data.shape, accumulate=True))
