@@ -1100,3 +1100,189 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
     if per_sample_weights is not None:
         amat = amat * per_sample_weights.reshape(1, m)
     return amat.matmul(rows)
+
+
+# ============================================================================ 3-d convolution and pooling
+def _triple(v, name):
+    t = tuple(v) if isinstance(v, (tuple, list)) else (v,) * 3
+    if len(t) != 3:
+        raise ValueError(f"{name}: expected an int or a triple, got {v!r}")
+    return tuple(int(a) for a in t)
+
+
+def _batched5(input, name):
+    _check_tensor(input, name)
+    if input.ndim not in (4, 5):
+        raise RuntimeError(f"{name}: expected a 4-D (unbatched) or 5-D (batched) input, got shape "
+                           f"{tuple(input.shape)}")
+    return (input.unsqueeze(0), True) if input.ndim == 4 else (input, False)
+
+
+def _depth_slices(x, k, s, d, od):
+    """For each kernel depth offset j: the input depth planes it meets, as (N * OD, C, H, W)."""
+    n, c = x.shape[:2]
+    out = []
+    for j in range(k):
+        a = j * d
+        sl = x[:, :, a:a + (od - 1) * s + 1:s]  # (N, C, OD, H, W)
+        out.append(sl.permute(0, 2, 1, 3, 4).reshape(n * od, c, x.shape[3], x.shape[4]))
+    return out
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """3-D convolution (N, C, D, H, W) as a sum over the kernel depth of 2-D convolutions of the depth
+    planes (so it runs on every backend's conv2d kernels and is differentiable through them); PyTorch's
+    stride / padding (int, triple, 'same', 'valid') / dilation / groups."""
+    x, unb = _batched5(input, "conv3d")
+    s, dl = _triple(stride, "conv3d"), _triple(dilation, "conv3d")
+    k = tuple(weight.shape[2:])
+    if isinstance(padding, str):
+        if padding == "valid":
+            pads = [(0, 0)] * 3
+        elif padding == "same":
+            if any(v != 1 for v in s):
+                raise ValueError("conv3d: padding='same' is not supported for strided convolutions")
+            pads = [((di * (ki - 1)) // 2, di * (ki - 1) - (di * (ki - 1)) // 2) for ki, di in zip(k, dl)]
+        else:
+            raise ValueError(f"conv3d: invalid padding string {padding!r}, should be one of 'valid', 'same'")
+    else:
+        pads = [(p, p) for p in _triple(padding, "conv3d")]
+    if x.shape[1] != weight.shape[1] * groups:
+        raise RuntimeError(f"conv3d: input of shape {tuple(input.shape)} has {x.shape[1]} channels, weight "
+                           f"{tuple(weight.shape)} with groups={groups} expects {weight.shape[1] * groups}")
+    if any(p for pr in pads for p in pr):
+        x = pad(x, [v for pr in reversed(pads) for v in pr])
+    n = x.shape[0]
+    od = (x.shape[2] - dl[0] * (k[0] - 1) - 1) // s[0] + 1
+    if od <= 0:
+        raise RuntimeError(f"conv3d: input of shape {tuple(input.shape)} is too small for kernel {k}")
+    out = None
+    for j, xs in enumerate(_depth_slices(x, k[0], s[0], dl[0], od)):
+        y = conv2d(xs, weight[:, :, j], None, s[1:], 0, dl[1:], groups)
+        out = y if out is None else out + y
+    o = out.shape[1]
+    out = out.reshape(n, od, o, out.shape[2], out.shape[3]).permute(0, 2, 1, 3, 4)
+    if bias is not None:
+        out = out + bias.reshape(1, o, 1, 1, 1)
+    return out.squeeze(0) if unb else out
+
+
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """Transposed 3-D convolution: 2-D transposed convolutions of each input depth plane with each kernel
+    depth slice, placed at depth i * stride + j * dilation - padding, as PyTorch."""
+    x, unb = _batched5(input, "conv_transpose3d")
+    s, p = _triple(stride, "conv_transpose3d"), _triple(padding, "conv_transpose3d")
+    op, dl = _triple(output_padding, "conv_transpose3d"), _triple(dilation, "conv_transpose3d")
+    n, c, din = x.shape[:3]
+    kd = weight.shape[2]
+    xs = x.permute(0, 2, 1, 3, 4).reshape(n * din, c, x.shape[3], x.shape[4])
+    full_d = (din - 1) * s[0] + dl[0] * (kd - 1) + 1
+    out_d = full_d - 2 * p[0] + op[0]
+    total = None
+    for j in range(kd):
+        y = conv_transpose2d(xs, weight[:, :, j], None, s[1:], p[1:], op[1:], groups, dl[1:])
+        o, oh, ow = y.shape[1:]
+        y = y.reshape(n, din, o, oh, ow)
+        if s[0] > 1:  # interleave stride-1 zero planes between the input planes
+            z = autodiff.zeros(n, din, s[0] - 1, o, oh, ow, dtype=y.dtype, device=y.device)
+            y = autodiff.cat([y.unsqueeze(2), z], 2).reshape(n, din * s[0], o, oh, ow)[:, :(din - 1) * s[0] + 1]
+        lead = j * dl[0]
+        tail = full_d + op[0] - lead - y.shape[1]
+        y = pad(y.permute(0, 2, 3, 4, 1), (lead, tail)).permute(0, 4, 1, 2, 3)  # (N, full_d + op, O, OH, OW)
+        total = y if total is None else total + y
+    total = total[:, p[0]:p[0] + out_d].permute(0, 2, 1, 3, 4)
+    if bias is not None:
+        total = total + bias.reshape(1, -1, 1, 1, 1)
+    return total.squeeze(0) if unb else total
+
+
+def _pool3d_geometry(x, k, s, p, d, ceil_mode, name):
+    from autodiff.backends.base import Backend
+    out = []
+    for i in range(3):
+        if p[i] > (d[i] * (k[i] - 1) + 1) // 2:
+            raise RuntimeError(f"{name}: pad should be at most half of effective kernel size, but got pad={p}, "
+                               f"kernel_size={k} and dilation={d}")
+        out.append(Backend.pool_output_size(x.shape[2 + i], k[i], s[i], p[i], d[i], ceil_mode))
+    return out
+
+
+def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """3-D max pooling: the elementwise maximum over the kernel depth of 2-D max pools of the depth planes."""
+    if return_indices:
+        raise NotImplementedError("max_pool3d: return_indices is not supported")
+    x, unb = _batched5(input, "max_pool3d")
+    k = _triple(kernel_size, "max_pool3d")
+    s = k if stride is None or stride == [] else _triple(stride, "max_pool3d")
+    p, d = _triple(padding, "max_pool3d"), _triple(dilation, "max_pool3d")
+    od, _, _ = _pool3d_geometry(x, k, s, p, d, ceil_mode, "max_pool3d")
+    n, c = x.shape[:2]
+    need = (od - 1) * s[0] + d[0] * (k[0] - 1) + 1
+    lo, hi = p[0], max(need - x.shape[2] - p[0], 0)
+    if lo or hi:  # depth padding with -inf (never the maximum)
+        x = pad(x.movedim(2, -1), (lo, hi), value=float("-inf")).movedim(-1, 2)
+    out = None
+    for xs in _depth_slices(x, k[0], s[0], d[0], od):
+        y = max_pool2d(xs, k[1:], s[1:], p[1:], d[1:], ceil_mode)
+        out = y if out is None else autodiff.maximum(out, y)
+    out = out.reshape(n, od, c, out.shape[2], out.shape[3]).permute(0, 2, 1, 3, 4)
+    return out.squeeze(0) if unb else out
+
+
+def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """3-D average pooling with PyTorch's divisor rules (count_include_pad, ceil_mode, divisor_override),
+    written as window sums (2-D sum pools over depth slices) divided by the per-window divisor."""
+    x, unb = _batched5(input, "avg_pool3d")
+    k = _triple(kernel_size, "avg_pool3d")
+    s = k if stride is None or stride == [] else _triple(stride, "avg_pool3d")
+    p = _triple(padding, "avg_pool3d")
+    od, oh, ow = _pool3d_geometry(x, k, s, p, (1, 1, 1), ceil_mode, "avg_pool3d")
+    n, c, D, H, W = x.shape
+    need = [(o - 1) * si + ki for o, si, ki in zip((od, oh, ow), s, k)]
+    pads = [(p[i], max(need[i] - (D, H, W)[i] - p[i], 0)) for i in range(3)]
+    xp_ = pad(x, [v for pr in reversed(pads) for v in pr])
+    out = None
+    for xs in _depth_slices(xp_, k[0], s[0], 1, od):
+        y = avg_pool2d(xs, k[1:], s[1:], 0, False, True, 1)  # divisor 1: window sums
+        y = y[:, :, :oh, :ow]
+        out = y if out is None else out + y
+    out = out.reshape(n, od, c, oh, ow).permute(0, 2, 1, 3, 4)
+    if divisor_override:
+        div = np.full((od, oh, ow), float(divisor_override))
+    else:
+        def counts(size, o, ki, si, pi):
+            st = np.arange(o) * si - pi
+            en = np.minimum(st + ki, size + pi)
+            if count_include_pad:
+                return (en - st).astype(float)
+            return (np.minimum(en, size) - np.maximum(st, 0)).astype(float)
+        cd, ch, cw = (counts(sz, o, ki, si, pi) for sz, o, ki, si, pi in zip((D, H, W), (od, oh, ow), k, s, p))
+        div = cd[:, None, None] * ch[None, :, None] * cw[None, None, :]
+    out = out / _new_tensor(_xp(out).asarray(div, dtype=out.dtype))
+    return out.squeeze(0) if unb else out
+
+
+def adaptive_avg_pool3d(input, output_size):
+    """Adaptive average pooling over (D, H, W) with PyTorch's windows (separable window averages)."""
+    x, unb = _batched5(input, "adaptive_avg_pool3d")
+    os_ = list(_triple(output_size, "adaptive_avg_pool3d") if not isinstance(output_size, (tuple, list))
+               else output_size)
+    size = [x.shape[2 + i] if os_[i] is None else int(os_[i]) for i in range(3)]
+    out = interpolate(x, size=tuple(size), mode="area")
+    return out.squeeze(0) if unb else out
+
+
+def adaptive_max_pool3d(input, output_size, return_indices=False):
+    if return_indices:
+        raise NotImplementedError("adaptive_max_pool3d: return_indices is not supported")
+    x, unb = _batched5(input, "adaptive_max_pool3d")
+    os_ = list(output_size) if isinstance(output_size, (tuple, list)) else [output_size] * 3
+    D, H, W = x.shape[2:]
+    od = D if os_[0] is None else int(os_[0])
+    planes = []
+    for i in range(od):
+        a, b = (i * D) // od, -((-(i + 1) * D) // od)
+        planes.append(adaptive_max_pool2d(x[:, :, a:b].amax(2), tuple(os_[1:])))
+    out = autodiff.stack(planes, 2)
+    return out.squeeze(0) if unb else out

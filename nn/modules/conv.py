@@ -176,3 +176,48 @@ class ConvTranspose1d(_ConvNd):
             op = (size[0] - lo,)
         return F.conv_transpose1d(input, self.weight, self.bias, self.stride, self.padding, op,
                                   self.groups, self.dilation)
+
+
+class Conv3d(_ConvNd):
+    """3-D convolution: weight (out_channels, in_channels/groups, kd, kh, kw); input (N, C, D, H, W) or
+    (C, D, H, W)."""
+    _n = 3
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
+                 padding_mode="zeros", device=None, dtype=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, device, dtype)
+
+    def forward(self, input):
+        self._check_input(input)
+        x, pad = self._padded(input)
+        return F.conv3d(x, self.weight, self.bias, self.stride, pad, self.dilation, self.groups)
+
+
+class ConvTranspose3d(_ConvNd):
+    """Transposed 3-D convolution: weight (in_channels, out_channels/groups, kd, kh, kw)."""
+    _n = 3
+    _transposed = True
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
+                 bias=True, dilation=1, padding_mode="zeros", device=None, dtype=None):
+        if padding_mode != "zeros":
+            raise ValueError(f'Only "zeros" padding mode is supported for {type(self).__name__}')
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, device, dtype, output_padding)
+
+    def forward(self, input, output_size=None):
+        self._check_input(input)
+        op = self.output_padding
+        if output_size is not None:  # PyTorch's _output_padding
+            size = list(output_size)[-3:]
+            op = []
+            for i in range(3):
+                lo = ((input.shape[-3 + i] - 1) * self.stride[i] - 2 * self.padding[i]
+                      + self.dilation[i] * (self.kernel_size[i] - 1) + 1)
+                if not lo <= size[i] <= lo + self.stride[i] - 1:
+                    raise ValueError(f"requested an output size of {size}, but the valid size in dimension {i} "
+                                     f"ranges from {lo} to {lo + self.stride[i] - 1}")
+                op.append(size[i] - lo)
+        return F.conv_transpose3d(input, self.weight, self.bias, self.stride, self.padding, tuple(op), self.groups,
+                                  self.dilation)
