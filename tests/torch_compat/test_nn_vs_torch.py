@@ -1422,3 +1422,25 @@ def test_embedding_bag_matches_torch(case, dtype):
     tm, om = _pair("EmbeddingBag", 6, 3, **kw)
     assert str(om) == str(tm)
     compare_module(tm, om, inputs, dtype)
+
+
+@pytest.mark.parametrize("make,kw", [(lambda m: m.Linear(4, 3), {}),
+                                     (lambda m: m.Conv2d(2, 3, 3), dict(n_power_iterations=3)),
+                                     (lambda m: m.ConvTranspose2d(2, 3, 3), {})])
+def test_spectral_norm_matches_torch(make, kw):
+    """The power-iteration vectors are random: torch's (_u, _v buffers) are loaded into ours, then training
+    forwards (one power step each) and eval forwards must agree."""
+    torch.manual_seed(0)
+    tm = torch.nn.utils.parametrizations.spectral_norm(make(tnn), **kw)
+    om = nn.utils.parametrizations.spectral_norm(make(nn), **kw)
+    assert list(om.state_dict()) == list(tm.state_dict()) and str(om) == str(tm)
+    x = rn(2, 4) if isinstance(tm, tnn.Linear) else rn(1, 2, 5, 5)
+    for train in (True, False, True):
+        compare_module(tm, om, [x], np.float64, train=train)
+    w = _np(om.weight).reshape(_np(om.weight).shape[0], -1)
+    if isinstance(tm, tnn.Linear):  # after enough power steps sigma(weight / sigma) -> 1
+        om.train()
+        for _ in range(30):
+            om(autodiff.tensor(x))
+        w = _np(om.weight)
+        assert abs(np.linalg.svd(w, compute_uv=False)[0] - 1) < 1e-3
