@@ -44,7 +44,7 @@ from .ops.indexing import (diag, diagonal, index_add, index_copy, index_fill, in
 from .ops.nn import log_softmax, softmax  # noqa: E402  (torch.softmax / torch.log_softmax)
 from .ops.elementwise import deg2rad, rad2deg, sgn
 from .ops.reduction import aminmax, bincount, bucketize, histc, searchsorted
-from .ops.linalg import cdist
+from .ops.linalg import cdist, linalg
 from .ops.creation import tril_indices, triu_indices
 from .tensor import set_printoptions
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck

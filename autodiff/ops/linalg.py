@@ -287,3 +287,121 @@ def cdist(x1, x2, p=2.0):
         raise RuntimeError(f"cdist: expected (..., P, M) and (..., R, M) tensors, got {tuple(x1.shape)} and "
                            f"{tuple(x2.shape)}")
     return norm(sub(x1.unsqueeze(-2), x2.unsqueeze(-3)), p, -1)
+
+
+# ----------------------------------------------------------------------------- torch.linalg names
+def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
+    """torch.linalg.vector_norm: the `ord`-norm of the flattened `dim` slice (all elements by default)."""
+    from .reduction import norm
+    return norm(x, ord, dim, keepdim, dtype=dtype)
+
+
+def matrix_norm(x, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None):
+    """torch.linalg.matrix_norm for ord 'fro', 1, -1, inf, -inf (max/min absolute column / row sum)."""
+    import math
+    from .elementwise import abs as _abs, cast
+    from .reduction import amax, amin, norm, sum as _sum
+    from ..tensor import _wrap_dim
+    if dtype is not None:
+        from ..dtypes import normalize_dtype
+        x = cast(x, normalize_dtype(dtype))
+    if x.data.ndim < 2:
+        raise RuntimeError(f"linalg.matrix_norm: expected a tensor with 2 or more dimensions, got shape {tuple(x.shape)}")
+    d0, d1 = (_wrap_dim(d, x.data.ndim, "linalg.matrix_norm") for d in dim)
+    if ord == "fro":
+        return norm(x, 2, (d0, d1), keepdim)
+    if ord in (1, -1, math.inf, -math.inf):
+        summed, other = (d0, d1) if ord in (1, -1) else (d1, d0)  # 1: column sums (over rows), inf: row sums
+        s = _sum(_abs(x), summed, keepdim=True)
+        r = (amax if ord > 0 else amin)(s, other, keepdim=True)
+        return r if keepdim else r.squeeze(max(d0, d1)).squeeze(min(d0, d1))
+    raise NotImplementedError(f"linalg.matrix_norm: ord={ord!r} is not supported (needs an SVD)")
+
+
+def linalg_norm(x, ord=None, dim=None, keepdim=False, *, dtype=None):
+    """torch.linalg.norm: a vector norm for 1-D input or an int dim, a matrix norm for 2-D input or a
+    2-tuple dim; ord=None is the 2-norm / Frobenius norm of everything."""
+    if ord is None:
+        return vector_norm(x, 2, dim, keepdim, dtype=dtype)
+    if dim is None:
+        dim = tuple(range(x.data.ndim)) if x.data.ndim <= 2 else None
+        if dim is None:
+            raise RuntimeError("linalg.norm: input must be 1-D or 2-D when ord is given and dim is None")
+    if isinstance(dim, int) or len(dim) == 1:
+        return vector_norm(x, ord, dim, keepdim, dtype=dtype)
+    return matrix_norm(x, ord, dim, keepdim, dtype=dtype)
+
+
+class Inv(Function):
+    """Matrix inverse (batched); gradient -A^-T g A^-T."""
+    save_output = True
+
+    @staticmethod
+    def forward(ctx, a):
+        return ctx.backend.xp.linalg.inv(a)
+
+    @staticmethod
+    def backward(ctx, g):
+        inv_t = ctx.output().mT
+        return matmul(matmul(inv_t, g), inv_t).__neg__()
+
+
+def inv(a):
+    if a.data.ndim < 2 or a.data.shape[-1] != a.data.shape[-2]:
+        raise RuntimeError(f"linalg.inv: expected square matrices, got shape {tuple(a.shape)}")
+    if a.data.dtype.kind != "f":
+        raise RuntimeError(f"linalg.inv: expected a floating point tensor, got {a.data.dtype}")
+    return Inv.apply(a)
+
+
+class Det(Function):
+    """Determinant (batched); gradient g * det(A) * A^-T (A invertible)."""
+    save_inputs = (0,)
+    save_output = True
+
+    @staticmethod
+    def forward(ctx, a):
+        return ctx.backend.xp.asarray(ctx.backend.xp.linalg.det(a))
+
+    @staticmethod
+    def backward(ctx, g):
+        from .elementwise import mul
+        (a,) = ctx.saved_tensors
+        scale = mul(g, ctx.output()).unsqueeze(-1).unsqueeze(-1)
+        return mul(scale, inv(a).mT)
+
+
+def det(a):
+    if a.data.ndim < 2 or a.data.shape[-1] != a.data.shape[-2]:
+        raise RuntimeError(f"linalg.det: expected square matrices, got shape {tuple(a.shape)}")
+    if a.data.dtype.kind != "f":
+        raise RuntimeError(f"linalg.det: expected a floating point tensor, got {a.data.dtype}")
+    return Det.apply(a)
+
+
+def solve(a, b):
+    """x with a @ x = b (b a vector or a matrix of right-hand sides, batched); as inv(a) @ b."""
+    if b.data.ndim == 1 or (b.data.ndim == a.data.ndim - 1 and b.data.shape == a.data.shape[:-1]):
+        return matmul(inv(a), b.unsqueeze(-1)).squeeze(-1)
+    return matmul(inv(a), b)
+
+
+class _LinalgNamespace:
+    """`autodiff.linalg`: the torch.linalg functions this library has."""
+    vector_norm = staticmethod(vector_norm)
+    matrix_norm = staticmethod(matrix_norm)
+    norm = staticmethod(linalg_norm)
+    inv = staticmethod(inv)
+    det = staticmethod(det)
+    solve = staticmethod(solve)
+    matmul = staticmethod(matmul)
+    vecdot = staticmethod(lambda x, y, dim=-1: _vecdot(x, y, dim))
+
+
+def _vecdot(x, y, dim=-1):
+    from .elementwise import mul
+    from .reduction import sum as _sum
+    return _sum(mul(x, y), dim)
+
+
+linalg = _LinalgNamespace()

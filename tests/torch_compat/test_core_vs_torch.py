@@ -1383,3 +1383,29 @@ MISC = {
 def test_misc_ops(name):
     check(MISC[name], R(4, 3, seed=71), R(5, 3, seed=72), grad=not name.startswith(("bucketize", "searchsorted",
                                                                                      "bincount", "histc")))
+
+
+TORCH_LINALG = {
+    "inv": lambda m, a, b: m.linalg.inv(a), "det": lambda m, a, b: m.linalg.det(a),
+    "solve": lambda m, a, b: m.linalg.solve(a, b[:, :2]), "solve_vec": lambda m, a, b: m.linalg.solve(a[0], b[:, 0]),
+    "vector_norm": lambda m, a, b: m.linalg.vector_norm(b, 3, 1), "matrix_norm": lambda m, a, b: m.linalg.matrix_norm(b),
+    "matrix_norm1": lambda m, a, b: m.linalg.matrix_norm(b, 1), "matrix_norm_m1": lambda m, a, b: m.linalg.matrix_norm(b, -1),
+    "matrix_norm_inf": lambda m, a, b: m.linalg.matrix_norm(a, float("inf"), keepdim=True),
+    "norm": lambda m, a, b: m.linalg.norm(b), "norm_fro": lambda m, a, b: m.linalg.norm(b, "fro"),
+    "norm_1": lambda m, a, b: m.linalg.norm(b, 1), "norm_vec1": lambda m, a, b: m.linalg.norm(b[0], 1),
+    "norm_3d": lambda m, a, b: m.linalg.norm(a), "norm_dim": lambda m, a, b: m.linalg.norm(b, dim=0),
+    "vecdot": lambda m, a, b: m.linalg.vecdot(b, b),
+}
+
+
+@pytest.mark.parametrize("name", list(TORCH_LINALG))
+def test_torch_linalg(name):
+    rng = np.random.default_rng(3)
+    check(TORCH_LINALG[name], rng.standard_normal((2, 3, 3)) + 2 * np.eye(3), rng.standard_normal((3, 4)))
+
+
+def test_inv_det_gradcheck():
+    a = ad.tensor(np.random.default_rng(4).standard_normal((2, 3, 3)) + 3 * np.eye(3), requires_grad=True)
+    assert ad.gradcheck(lambda a: ad.linalg.inv(a), (a,))
+    assert ad.gradcheck(lambda a: ad.linalg.det(a), (a,))
+    assert ad.gradgradcheck(lambda a: ad.linalg.inv(a), (a,))
