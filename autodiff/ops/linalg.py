@@ -297,7 +297,8 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
 
 
 def matrix_norm(x, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None):
-    """torch.linalg.matrix_norm for ord 'fro', 1, -1, inf, -inf (max/min absolute column / row sum)."""
+    """torch.linalg.matrix_norm: ord 'fro', 'nuc', 2, -2 (singular values), 1, -1, inf, -inf (max/min
+    absolute column / row sum)."""
     import math
     from .elementwise import abs as _abs, cast
     from .reduction import amax, amin, norm, sum as _sum
@@ -315,7 +316,9 @@ def matrix_norm(x, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None):
         s = _sum(_abs(x), summed, keepdim=True)
         r = (amax if ord > 0 else amin)(s, other, keepdim=True)
         return r if keepdim else r.squeeze(max(d0, d1)).squeeze(min(d0, d1))
-    raise NotImplementedError(f"linalg.matrix_norm: ord={ord!r} is not supported (needs an SVD)")
+    if ord in ("nuc", 2, -2):
+        return _svd_matrix_norm(x, ord, d0, d1, keepdim)
+    raise ValueError(f"linalg.matrix_norm: unsupported ord={ord!r} (fro, nuc, 1, -1, 2, -2, inf, -inf)")
 
 
 def linalg_norm(x, ord=None, dim=None, keepdim=False, *, dtype=None):
@@ -386,6 +389,41 @@ def solve(a, b):
     return matmul(inv(a), b)
 
 
+class SvdVals(Function):
+    """Singular values (batched, descending); gradient U diag(g) V^T (exact for distinct singular
+    values; U and V are constants of the backward, so no double backward in the input)."""
+
+    @staticmethod
+    def forward(ctx, a):
+        u, s, vh = ctx.backend.xp.linalg.svd(a, full_matrices=False)
+        ctx.u, ctx.vh = u, vh
+        return s
+
+    @staticmethod
+    def backward(ctx, g):
+        from ..autograd import _new_tensor
+        from .elementwise import mul
+        return matmul(mul(_new_tensor(ctx.u), g.unsqueeze(-2)), _new_tensor(ctx.vh))
+
+
+def svdvals(a):
+    if a.data.ndim < 2 or a.data.dtype.kind != "f":
+        raise RuntimeError(f"linalg.svdvals: expected a floating tensor with 2 or more dimensions, got {a.data.dtype} "
+                           f"of shape {tuple(a.shape)}")
+    return SvdVals.apply(a)
+
+
+def _svd_matrix_norm(x, ord, d0, d1, keepdim):
+    from .reduction import amax, amin, sum as _sum
+    from .shape import movedim
+    s = svdvals(movedim(x, (d0, d1), (-2, -1)))
+    r = _sum(s, -1) if ord == "nuc" else (amax(s, -1) if ord == 2 else amin(s, -1))
+    if keepdim:
+        r = r.unsqueeze(-1).unsqueeze(-1)
+        r = movedim(r, (-2, -1), (d0, d1))
+    return r
+
+
 class _LinalgNamespace:
     """`autodiff.linalg`: the torch.linalg functions this library has."""
     vector_norm = staticmethod(vector_norm)
@@ -394,6 +432,7 @@ class _LinalgNamespace:
     inv = staticmethod(inv)
     det = staticmethod(det)
     solve = staticmethod(solve)
+    svdvals = staticmethod(svdvals)
     matmul = staticmethod(matmul)
     vecdot = staticmethod(lambda x, y, dim=-1: _vecdot(x, y, dim))
 

@@ -441,6 +441,11 @@ def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
     if p == 0:  # the count of non-zeros; it takes part in autograd with a zero gradient, as PyTorch
         from .elementwise import _Rounding
         return sum(_Rounding.apply(x, fn=lambda xp, a: (a != 0).astype(a.dtype)), axes, keepdim)
+    if p == "nuc":  # nuclear norm of the matrices over the two dims (all of a 2-D tensor), as torch.norm
+        from .linalg import matrix_norm
+        if len(axes) != 2:
+            raise RuntimeError(f"norm: p='nuc' needs a 2-D input or two dims, got shape {tuple(x.shape)} and dim {dim}")
+        return matrix_norm(x, "nuc", axes, keepdim)
     if isinstance(p, str):
         raise ValueError(f"norm: unsupported p={p!r}")
     return NormP.apply(x, p=float(p), axes=axes, keepdim=keepdim)

@@ -1395,6 +1395,9 @@ TORCH_LINALG = {
     "norm_1": lambda m, a, b: m.linalg.norm(b, 1), "norm_vec1": lambda m, a, b: m.linalg.norm(b[0], 1),
     "norm_3d": lambda m, a, b: m.linalg.norm(a), "norm_dim": lambda m, a, b: m.linalg.norm(b, dim=0),
     "vecdot": lambda m, a, b: m.linalg.vecdot(b, b),
+    "svdvals": lambda m, a, b: m.linalg.svdvals(b), "matrix_norm_nuc": lambda m, a, b: m.linalg.matrix_norm(a, "nuc"),
+    "matrix_norm_2": lambda m, a, b: m.linalg.matrix_norm(b, 2, keepdim=True), "matrix_norm_m2": lambda m, a, b: m.linalg.matrix_norm(a, -2),
+    "norm_nuc": lambda m, a, b: m.norm(b, p="nuc"), "norm_nuc_dim": lambda m, a, b: m.norm(a, p="nuc", dim=(0, 2), keepdim=True),
 }
 
 
