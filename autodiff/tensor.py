@@ -529,6 +529,15 @@ def _install_methods():
     T.__floordiv__ = E.floor_divide
     T.__rfloordiv__ = lambda self, other: E.floor_divide(other, self)
     T.__mod__ = E.remainder
+    T.__rmod__ = lambda self, other: E.remainder(other, self)
+
+    def __format__(self, spec):
+        """A 0-d tensor formats as its Python number (f"{t:.2f}"), as PyTorch."""
+        if self.data.ndim == 0:
+            return format(self.item(), spec)
+        return object.__format__(self, spec) if spec else repr(self)
+
+    T.__format__ = __format__
     T.__eq__ = E.eq
     T.__ne__ = E.ne
     T.__lt__ = E.lt

@@ -1034,6 +1034,14 @@ def test_repr_layout_matches_torch(data):
         assert repr(a) == repr(t).replace("torch.", "")
 
 
+def test_format_and_reflected_ops():
+    for lib in (ad, torch):
+        assert f"{lib.tensor(3.14159):.2f}" == "3.14"
+        assert f"{lib.tensor([1.5])}" == repr(lib.tensor([1.5])).replace("torch.", "")
+    check(lambda m, x: 5 % (x.abs() + 1), R(3, seed=81))
+    check(lambda m, x: 7 // (x.abs() + 1), R(3, seed=81), grad=False)
+
+
 def test_repr_basics():
     r = repr(ad.tensor([1.0, 2.0]))
     assert r.startswith("tensor(") and "1." in r and "2." in r
