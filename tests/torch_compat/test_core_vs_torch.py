@@ -1038,7 +1038,7 @@ def test_format_and_reflected_ops():
     for lib in (ad, torch):
         assert f"{lib.tensor(3.14159):.2f}" == "3.14"
         assert f"{lib.tensor([1.5])}" == repr(lib.tensor([1.5])).replace("torch.", "")
-    check(lambda m, x: 5 % (x.abs() + 1), R(3, seed=81))
+    check(lambda m, x: 5 % (x.abs() + 1), R(3, seed=81), grad=False)  # torch: no derivative for the divisor
     check(lambda m, x: 7 // (x.abs() + 1), R(3, seed=81), grad=False)
 
 
