@@ -1286,3 +1286,98 @@ def adaptive_max_pool3d(input, output_size, return_indices=False):
         planes.append(adaptive_max_pool2d(x[:, :, a:b].amax(2), tuple(os_[1:])))
     out = autodiff.stack(planes, 2)
     return out.squeeze(0) if unb else out
+
+
+# ============================================================================ CTC
+def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean", zero_infinity=False):
+    """Connectionist Temporal Classification loss, as PyTorch: log_probs (T, N, C) (or (T, C)) log-softmax
+    outputs, targets (N, S) padded or 1-D concatenated, per-sample input / target lengths. The forward
+    (alpha) recursion runs in log space with Tensor ops, so the gradient comes from autograd. 'mean' divides
+    each loss by its target length, then averages; zero_infinity replaces impossible alignments' infinite
+    losses (and their gradients) by zero. Like PyTorch's, the gradient with respect to log_probs is the one
+    with respect to the logits of the log_softmax (true derivative + exp(log_probs))."""
+    _check_reduction(reduction, "ctc_loss")
+    _check_tensor(log_probs, "ctc_loss")
+    unbatched = log_probs.ndim == 2
+    lp = log_probs.unsqueeze(1) if unbatched else log_probs
+    if lp.ndim != 3:
+        raise RuntimeError(f"ctc_loss: log_probs must be (T, N, C) or (T, C), got shape {tuple(log_probs.shape)}")
+    T, n, c = lp.shape
+
+    def host(v):
+        if isinstance(v, Tensor):
+            v = v.detach().cpu().numpy()
+        return np.asarray(v).astype(np.int64).reshape(-1)
+    il, tl = host(input_lengths), host(target_lengths)
+    if il.size != n or tl.size != n:
+        raise RuntimeError(f"ctc_loss: expected {n} input and target lengths (log_probs {tuple(log_probs.shape)}), "
+                           f"got {il.size} and {tl.size}")
+    tg = host(targets) if not (isinstance(targets, Tensor) and targets.ndim == 2) else None
+    if isinstance(targets, Tensor) and targets.ndim == 2 or (not isinstance(targets, Tensor)
+                                                            and np.asarray(targets).ndim == 2):
+        t2 = targets.detach().cpu().numpy() if isinstance(targets, Tensor) else np.asarray(targets)
+        seqs = [t2[i, :tl[i]] for i in range(n)]
+    else:
+        if unbatched and tg.size == tl.sum() and n == 1:
+            seqs = [tg]
+        else:
+            offs = np.concatenate([[0], np.cumsum(tl)])
+            seqs = [tg[offs[i]:offs[i + 1]] for i in range(n)]
+    if np.any(il > T) or np.any(il < 0):
+        raise RuntimeError(f"ctc_loss: input_lengths must be in [0, {T}], got {il.tolist()}")
+    L = 2 * max((len(s) for s in seqs), default=0) + 1
+    ext = np.full((n, L), blank, dtype=np.int64)
+    skip = np.zeros((n, L), dtype=bool)
+    for i, s in enumerate(seqs):
+        ext[i, 1:2 * len(s):2] = s
+        for j in range(3, 2 * len(s) + 1, 2):
+            skip[i, j] = s[(j - 1) // 2] != s[(j - 3) // 2]
+    xp = _xp(log_probs)
+    neg = -1e30
+    dt = lp.dtype
+    ext_d = xp.asarray(ext)
+    valid = np.arange(L)[None, :] < (2 * tl[:, None] + 1)
+    init = np.full((n, L), neg)
+    init[:, 0] = 0.0
+    init[:, 1] = np.where(tl > 0, 0.0, neg)
+    init = np.where(valid, init, neg)
+
+    def emit(t):
+        return Gather.apply(lp[t], index=ext_d, axis=1)  # (N, L) log-probabilities of the extended labels
+
+    alpha = emit(0) + _new_tensor(xp.asarray(init, dtype=dt))
+    pad1 = _new_tensor(xp.full((n, 1), neg, dtype=dt))
+    pad2 = _new_tensor(xp.full((n, 2), neg, dtype=dt))
+    skip_d = xp.asarray(skip)
+    neg_t = _new_tensor(xp.full((n, L), neg, dtype=dt))
+    valid_d = xp.asarray(valid)
+    for t in range(1, T):
+        a1 = autodiff.cat([pad1, alpha[:, :-1]], 1) if L > 1 else pad1
+        a2 = autodiff.cat([pad2, alpha[:, :-2]], 1)[:, :L] if L > 2 else neg_t
+        a2 = E.where(_new_tensor(skip_d), a2, neg_t)
+        new = autodiff.logsumexp(autodiff.stack([alpha, a1, a2], 0), 0) + emit(t)
+        new = E.where(_new_tensor(valid_d), new, neg_t)
+        live = _new_tensor(xp.asarray((t < il)[:, None]))
+        alpha = E.where(live, new, alpha)
+    last = 2 * tl
+    end1 = Gather.apply(alpha, index=xp.asarray(last[:, None]), axis=1)
+    end2 = Gather.apply(alpha, index=xp.asarray(np.maximum(last - 1, 0)[:, None]), axis=1)
+    end2 = E.where(_new_tensor(xp.asarray((tl > 0)[:, None])), end2, _new_tensor(xp.full((n, 1), neg, dtype=dt)))
+    ll = autodiff.logsumexp(autodiff.cat([end1, end2], 1), 1)  # (N,)
+    loss = -ll
+    # PyTorch's CTC backward returns exp(log_probs) + (the true derivative) for t < input_length: the
+    # derivative with respect to the logits of a log_softmax producing log_probs. Adding this zero-valued
+    # term reproduces it exactly (the gradient reaching logits through log_softmax is unchanged).
+    p = E.exp(lp)
+    tmask = _new_tensor(xp.asarray((np.arange(T)[:, None] < il[None, :])[:, :, None].astype(np.dtype(dt))))
+    loss = loss + ((p - p.detach()) * tmask).sum((0, 2))
+    impossible = ll.detach() < neg / 2  # no alignment: PyTorch's infinite loss
+    if zero_infinity:
+        loss = E.where(impossible, _new_tensor(xp.zeros(n, dtype=dt)), loss)
+    else:
+        loss = E.where(impossible, _new_tensor(xp.full(n, np.inf, dtype=dt)), loss)
+    if reduction == "none":
+        return loss.reshape(()) if unbatched else loss
+    if reduction == "sum":
+        return loss.sum()
+    return (loss / _new_tensor(xp.asarray(np.maximum(tl, 1), dtype=dt))).mean()

@@ -1444,3 +1444,41 @@ def test_spectral_norm_matches_torch(make, kw):
             om(autodiff.tensor(x))
         w = _np(om.weight)
         assert abs(np.linalg.svd(w, compute_uv=False)[0] - 1) < 1e-3
+
+
+CTC_CASES = [
+    (np.array([[1, 2, 2], [3, 1, 0], [4, 4, 4]]), [8, 6, 8], [3, 2, 3], {}),
+    (np.array([1, 2, 2, 3, 1, 4]), [8, 7, 5], [3, 2, 1], dict(reduction="sum")),
+    (np.array([[1, 1, 1, 1, 1], [2, 0, 0, 0, 0], [3, 4, 0, 0, 0]]), [4, 8, 8], [5, 1, 2],
+     dict(reduction="none", zero_infinity=True)),
+    (np.array([[2, 3], [1, 1], [0, 3]]), [8, 8, 3], [2, 2, 2], dict(blank=4)),
+]
+
+
+@pytest.mark.parametrize("case", CTC_CASES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_ctc_loss_matches_torch(case, dtype):
+    tg, il, tl, kw = case
+    x = rn(8, 3, 5)
+    lp = (x - np.log(np.exp(x).sum(-1, keepdims=True))).astype(dtype)
+    t, o = torch.tensor(lp, requires_grad=True), autodiff.tensor(lp, requires_grad=True)
+    tm, om = tnn.CTCLoss(**kw), nn.CTCLoss(**kw)
+    assert str(om) == str(tm)
+    lt = tm(t, torch.tensor(tg), torch.tensor(il), torch.tensor(tl))
+    lo = om(o, autodiff.tensor(tg), autodiff.tensor(il), autodiff.tensor(tl))
+    _close(lo, lt, dtype, "ctc loss")
+    g = rn(*lt.shape).astype(dtype)
+    (lt * torch.tensor(g)).sum().backward()
+    (lo * autodiff.tensor(g)).sum().backward()
+    _close(o.grad, t.grad, dtype, "ctc grad (PyTorch's logits convention)")
+
+
+def test_ctc_loss_gradcheck_through_log_softmax_and_infinite():
+    from autodiff import gradcheck
+    x = autodiff.tensor(rn(5, 2, 4), requires_grad=True)
+    tg, il, tl = autodiff.tensor(np.array([[1, 2], [3, 3]])), [5, 4], [2, 2]
+    assert gradcheck(lambda z: F.ctc_loss(F.log_softmax(z, -1), tg, il, tl), (x,))
+    lo = F.ctc_loss(F.log_softmax(x[:, :1], -1), autodiff.tensor(np.array([[1, 1, 1]])), [2], [3], reduction="none")
+    assert np.isinf(_np(lo)).all()
+    with pytest.raises(RuntimeError, match="ctc_loss: expected 2 input and target lengths"):
+        F.ctc_loss(F.log_softmax(x, -1), tg, [5], [2])
