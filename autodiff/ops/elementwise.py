@@ -67,7 +67,12 @@ def _binary_operands(a, b, opname):
 def _scalar_tensor(s, like):
     from .. import backends
     xp = backends._by_array_type[type(like.data)].xp
-    return _new_tensor(xp.asarray(s, dtype=like.data.dtype))
+    dt = like.data.dtype
+    if dt.kind in "iu" and isinstance(s, int) and not isinstance(s, bool):
+        info = np.iinfo(dt)
+        if not info.min <= s <= info.max:  # wrap around in the tensor's integer type, as PyTorch
+            return _new_tensor(xp.asarray(np.array(s & ((1 << (8 * dt.itemsize)) - 1), dtype=np.uint64).astype(dt)))
+    return _new_tensor(xp.asarray(s, dtype=dt))
 
 
 def _coerce(x, like, opname):
@@ -309,7 +314,14 @@ class RDivScalar(Function):
 def _scalar_ok(t, s):
     """True when `t op s` (s a Python int/float, not bool) keeps t's dtype, so the scalar primitive applies."""
     k = t.data.dtype.kind
-    return k in "fc" or (k in "iu" and s.__class__ is int)
+    if k in "fc":
+        return True
+    if k in "iu" and s.__class__ is int:
+        if t.data.dtype.itemsize == 8 and k == "i":
+            return -(1 << 63) <= s < (1 << 63)
+        info = np.iinfo(t.data.dtype)  # out of range: wraps as PyTorch (via _scalar_tensor)
+        return info.min <= s <= info.max
+    return False
 
 
 class PowScalar(Function):
