@@ -472,11 +472,11 @@ def div(a, b, rounding_mode=None):
         return _Rounding.apply(a, b, fn=fn)
     bc = b.__class__
     if bc is float or bc is int:
-        if isinstance(a, Tensor) and a.data.dtype.kind in "fc":
-            return DivScalar.apply(a, s=b)
+        if isinstance(a, Tensor):  # true division: an integer tensor becomes float, the scalar keeps its value
+            return DivScalar.apply(a if a.data.dtype.kind in "fc" else _float_input(a, "div"), s=b)
     elif a.__class__ is float or a.__class__ is int:
-        if isinstance(b, Tensor) and b.data.dtype.kind in "fc":
-            return RDivScalar.apply(b, s=a)
+        if isinstance(b, Tensor):
+            return RDivScalar.apply(b if b.data.dtype.kind in "fc" else _float_input(b, "div"), s=a)
     a, b = _binary_operands(a, b, "div")
     if a.data.dtype.kind not in "fc":
         from ..dtypes import default_float_dtype
