@@ -1381,3 +1381,47 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     if reduction == "sum":
         return loss.sum()
     return (loss / _new_tensor(xp.asarray(np.maximum(tl, 1), dtype=dt))).mean()
+
+
+def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_function=None, margin=1.0, swap=False,
+                                      reduction="mean"):
+    """max(d(a, p) - d(a, n) + margin, 0) with a custom distance (pairwise_distance by default)."""
+    _check_reduction(reduction, "triplet_margin_with_distance_loss")
+    if margin <= 0:
+        raise ValueError(f"triplet_margin_with_distance_loss: margin must be greater than 0, got {margin}")
+    dist = distance_function if distance_function is not None else pairwise_distance
+    d_ap, d_an = dist(anchor, positive), dist(anchor, negative)
+    if swap:
+        d_an = autodiff.minimum(d_an, dist(positive, negative))
+    return _reduce(E.clamp(margin + d_ap - d_an, min=0.0), reduction, "triplet_margin_with_distance_loss")
+
+
+def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    """sum over target classes j (the leading non-negative entries of target, up to the first -1) and
+    non-target classes i of max(0, 1 - (x[j] - x[i])) / C, per sample, as PyTorch."""
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction(reduction, "multilabel_margin_loss")
+    x = input if input.ndim == 2 else input.reshape(1, -1)
+    n, c = x.shape
+    t = target.detach().cpu().numpy() if isinstance(target, Tensor) else np.asarray(target)
+    t = t.reshape(n, c).astype(np.int64)
+    is_t = np.zeros((n, c), dtype=bool)
+    pairs = np.zeros((n, c, c), dtype=np.dtype(input.dtype))  # pairs[s, j, i]: j a target, i a non-target
+    for s in range(n):
+        js = []
+        for v in t[s]:
+            if v < 0:
+                break
+            if v >= c:
+                raise RuntimeError(f"multilabel_margin_loss: target {v} is out of bounds for {c} classes")
+            js.append(v)
+        is_t[s, js] = True
+        for j in js:
+            pairs[s, j] = 1.0
+    pairs *= ~is_t[:, None, :]
+    xp = _xp(input)
+    m = E.clamp(1 - (x.unsqueeze(2) - x.unsqueeze(1)), min=0.0)  # (n, j, i): 1 - (x[j] - x[i])
+    loss = E.mul_const(m, xp.asarray(pairs)).sum((1, 2)) / c
+    if input.ndim < 2:
+        loss = loss.reshape(())
+    return _reduce(loss, reduction, "multilabel_margin_loss")

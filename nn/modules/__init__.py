@@ -20,9 +20,9 @@ from .upsampling import (ConstantPad1d, ConstantPad2d, PixelShuffle, ReflectionP
                          ZeroPad2d)
 from .extra import (AdaptiveMaxPool1d, ChannelShuffle, CircularPad1d, CircularPad2d, ConstantPad3d, CosineSimilarity,
                     Dropout3d, FeatureAlphaDropout, Fold, Hardshrink, HingeEmbeddingLoss, InstanceNorm1d,
-                    InstanceNorm3d, LocalResponseNorm, MultiLabelSoftMarginLoss, MultiMarginLoss, PairwiseDistance,
+                    InstanceNorm3d, LocalResponseNorm, MultiLabelMarginLoss, MultiLabelSoftMarginLoss, MultiMarginLoss, PairwiseDistance,
                     PixelUnshuffle, ReflectionPad1d, ReplicationPad1d, RReLU, Softmax2d, Softshrink, Tanhshrink,
-                    Threshold, TripletMarginLoss, Unfold, UpsamplingBilinear2d, UpsamplingNearest2d, ZeroPad1d,
+                    Threshold, TripletMarginLoss, TripletMarginWithDistanceLoss, Unfold, UpsamplingBilinear2d, UpsamplingNearest2d, ZeroPad1d,
                     ZeroPad3d)
 from .transformer import (MultiheadAttention, NonDynamicallyQuantizableLinear, Transformer, TransformerDecoder,
                           TransformerDecoderLayer, TransformerEncoder,

@@ -1024,6 +1024,9 @@ EXTRA_LOSSES = [
      (0,)),
     ("MultiLabelSoftMarginLoss", {}, lambda: [rn(3, 4), (rn(3, 4) > 0).astype(float)], (0,)),
     ("MultiLabelSoftMarginLoss", dict(weight=R.uniform(0.5, 2, 4)), lambda: [rn(3, 4), _probs(3, 4)], (0, 1)),
+    ("TripletMarginWithDistanceLoss", dict(margin=0.5, swap=True), lambda: [rn(4, 3), rn(4, 3), rn(4, 3)], (0, 1, 2)),
+    ("MultiLabelMarginLoss", {}, lambda: [rn(3, 4), np.array([[3, 0, -1, 1], [0, 1, 2, 3], [-1, 0, 0, 0]])], (0,)),
+    ("MultiLabelMarginLoss", {}, lambda: [rn(4), np.array([2, 1, -1, 0])], (0,)),
 ]
 
 
@@ -1072,6 +1075,8 @@ def test_new_functionals_gradcheck():
         (lambda x: F.multi_margin_loss(x, tg, p=2, margin=2.0), (t(3, 4),)),
         (lambda x: F.multilabel_soft_margin_loss(x, pt), (t(3, 4),)),
         (lambda x: F.hinge_embedding_loss(x, st, margin=3.0), (t(3, 4),)),
+        (lambda x: F.multilabel_margin_loss(x, autodiff.tensor(np.array([[3, 0, -1, 1]] * 3))), (t(3, 4),)),
+        (lambda a, b, c: F.triplet_margin_with_distance_loss(a, b, c, margin=3.0), (t(3, 4), t(3, 4), t(3, 4))),
         (lambda x: F.local_response_norm(x, 3, alpha=0.5), (t(2, 4, 3),)),
         (lambda x: F.pixel_unshuffle(x, 2), (t(1, 2, 4, 4),)),
         (lambda x: F.channel_shuffle(x, 2), (t(1, 4, 2),)),
