@@ -42,9 +42,11 @@ from .ops.shape import (atleast_1d, atleast_2d, atleast_3d, broadcast_tensors, c
 from .ops.indexing import (diag, diagonal, index_add, index_copy, index_fill, index_put, masked_select, scatter, take,
                            trace)
 from .ops.nn import log_softmax, softmax  # noqa: E402  (torch.softmax / torch.log_softmax)
-from .ops.elementwise import deg2rad, rad2deg, sgn
-from .ops.reduction import aminmax, bincount, bucketize, histc, searchsorted
-from .ops.linalg import cdist, linalg
+from .ops.elementwise import arccos, arcsin, arctan, deg2rad, logit, rad2deg, sgn, sinc
+from .ops.reduction import aminmax, bincount, bucketize, cummax, cummin, histc, msort, searchsorted
+from .ops.linalg import addmm, baddbmm, cdist, linalg
+from .ops.shape import ravel
+from .ops.elementwise import nonzero as argwhere
 from .ops.creation import tril_indices, triu_indices
 from .tensor import set_printoptions
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck

@@ -669,6 +669,35 @@ def _install_methods():
                  "take", "index_put"):
         setattr(T, name, getattr(I, name))
     T.where = lambda self, condition, other: E.where(condition, self, other)
+    T.unfold = S.unfold
+    T.ravel = S.ravel
+    T.msort = R2.msort
+    T.cummax = R2.cummax
+    T.cummin = R2.cummin
+    T.arccos, T.arcsin, T.arctan = E.acos, E.asin, E.atan
+    T.logit = E.logit
+    T.sinc = E.sinc
+    T.isneginf = E.isneginf
+    T.isposinf = E.isposinf
+    T.inner = L.inner
+    T.addmm = L.addmm
+    T.baddbmm = L.baddbmm
+    T.argwhere = lambda self: E.nonzero(self)
+    T.inverse = L.inv
+    T.pin_memory = lambda self: self
+
+    def sum_to_size(self, *size):
+        """Sum broadcast dimensions down to `size` (expand's adjoint), as Tensor.sum_to_size."""
+        size = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size)
+        try:
+            if np.broadcast_shapes(size, tuple(self.shape)) != tuple(self.shape):
+                raise ValueError
+        except ValueError:
+            raise RuntimeError(f"sum_to_size: size {size} is not expandable to the tensor's shape "
+                               f"{tuple(self.shape)}") from None
+        return R2.sum_to_shape(self, size)
+
+    T.sum_to_size = sum_to_size
     T.sgn = E.sign
     T.deg2rad = E.deg2rad
     T.rad2deg = E.rad2deg
@@ -713,7 +742,8 @@ def _install_methods():
         "index_fill_": I.index_fill, "index_copy_": I.index_copy, "index_put_": I.index_put, "atan2_": E.atan2, "hypot_": E.hypot,
         "tan_": E.tan, "sinh_": E.sinh, "cosh_": E.cosh, "log2_": E.log2, "log10_": E.log10,
         "exp2_": E.exp2, "asin_": E.asin, "acos_": E.acos, "atan_": E.atan, "cumsum_": R.cumsum,
-        "cumprod_": R2.cumprod, "masked_scatter_": None,
+        "cumprod_": R2.cumprod, "masked_scatter_": None, "tril_": I.tril, "triu_": I.triu,
+        "logit_": E.logit, "sgn_": E.sign, "deg2rad_": E.deg2rad, "rad2deg_": E.rad2deg,
     }.items():
         if fn is not None:
             setattr(T, name, _ip_fn(fn, name))

@@ -1279,3 +1279,25 @@ def deg2rad(x):
 
 def rad2deg(x):
     return mul(_float_input(x, "rad2deg"), 180.0 / math.pi)
+
+
+arccos = acos
+arcsin = asin
+arctan = atan
+
+
+def logit(x, eps=None):
+    """log(x / (1 - x)), with x clamped to [eps, 1 - eps] when eps is given."""
+    x = _float_input(x, "logit")
+    if eps is not None:
+        x = clamp(x, eps, 1.0 - eps)
+    return log(div(x, rsub(x, 1.0)))
+
+
+def sinc(x):
+    """sin(pi x) / (pi x), 1 at 0."""
+    x = _float_input(x, "sinc")
+    xp = _xp_of(x)
+    zero = _new_tensor(xp.asarray(x.data == 0))
+    px = mul(where(zero, 1.0, x), math.pi)
+    return where(zero, 1.0, div(sin(px), px))

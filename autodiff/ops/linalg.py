@@ -444,3 +444,25 @@ def _vecdot(x, y, dim=-1):
 
 
 linalg = _LinalgNamespace()
+
+
+def addmm(input, mat1, mat2, *, beta=1, alpha=1):
+    """beta * input + alpha * (mat1 @ mat2), as torch.addmm (beta=0 ignores input's values)."""
+    from .elementwise import add, mul
+    p = mm(mat1, mat2)
+    if alpha != 1:
+        p = mul(p, alpha)
+    if beta == 0:
+        return add(p, mul(input.detach(), 0)) if tuple(input.shape) != tuple(p.shape) else p
+    return add(mul(input, beta) if beta != 1 else input, p)
+
+
+def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
+    """beta * input + alpha * (batch1 @ batch2) for 3-D batches, as torch.baddbmm."""
+    from .elementwise import add, mul
+    p = bmm(batch1, batch2)
+    if alpha != 1:
+        p = mul(p, alpha)
+    if beta == 0:
+        return add(p, mul(input.detach(), 0)) if tuple(input.shape) != tuple(p.shape) else p
+    return add(mul(input, beta) if beta != 1 else input, p)

@@ -772,3 +772,51 @@ def histc(x, bins=100, min=0, max=0):
         lo, hi = lo - 1, hi + 1
     h, _ = xp.histogram(d, bins=bins, range=(lo, hi))
     return _new_tensor(xp.asarray(h).astype(d.dtype if d.dtype.kind == "f" else np.float32))
+
+
+CumMaxResult = collections.namedtuple("cummax", ["values", "indices"])
+CumMinResult = collections.namedtuple("cummin", ["values", "indices"])
+
+
+def _cum_extreme(x, dim, is_max):
+    from .indexing import gather
+    xp = _xp_of(x)
+    (axis,) = normalize_dims(dim, x.data.ndim, "cummax" if is_max else "cummin")
+    if x.data.ndim == 0:
+        from .shape import clone
+        return clone(x), _new_tensor(xp.zeros((), dtype=np.int64))
+    a = xp.moveaxis(x.data, axis, -1)
+    n = a.shape[-1]
+    # index of the running extreme: the last position where the running extreme is attained (as PyTorch)
+    run = _accumulate(xp, "maximum" if is_max else "minimum", a)
+    pos = xp.broadcast_to(xp.arange(n), a.shape)
+    hit = xp.where((a == run) | (run != run), pos, -1)  # NaN propagates with its own index
+    idx = _accumulate(xp, "maximum", hit).astype(np.int64)
+    idx = xp.moveaxis(idx, -1, axis)
+    return gather(x, axis, _new_tensor(xp.ascontiguousarray(idx))), _new_tensor(xp.ascontiguousarray(idx))
+
+
+def _accumulate(xp, name, a):
+    """ufunc.accumulate along the last axis (a loop where the array module has no accumulate)."""
+    try:
+        return getattr(xp, name).accumulate(a, axis=-1)
+    except (AttributeError, NotImplementedError, TypeError):
+        f = getattr(xp, name)
+        out = a.copy()
+        for i in range(1, a.shape[-1]):
+            out[..., i] = f(out[..., i - 1], a[..., i])
+        return out
+
+
+def cummax(x, dim):
+    """Running maximum along `dim` and the index where it was attained, as torch.cummax."""
+    return CumMaxResult(*_cum_extreme(x, dim, True))
+
+
+def cummin(x, dim):
+    return CumMinResult(*_cum_extreme(x, dim, False))
+
+
+def msort(x):
+    """Sorted along the first dimension (values only)."""
+    return sort(x, 0).values

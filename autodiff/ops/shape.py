@@ -726,3 +726,24 @@ def kron(a, b):
     ai = reshape(a, tuple(s for n in a.data.shape for s in (n, 1)))
     bi = reshape(b, tuple(s for n in b.data.shape for s in (1, n)))
     return reshape(mul(ai, bi), tuple(p * q for p, q in zip(a.data.shape, b.data.shape)))
+
+
+def unfold(x, dimension, size, step):
+    """Tensor.unfold: all windows of `size` elements with stride `step` along `dimension`; that
+    dimension becomes the window count and a new last dimension holds each window."""
+    from .indexing import getitem
+    d = _wrap_dim(dimension, x.data.ndim, "unfold") if x.data.ndim else 0
+    n_in = x.data.shape[d] if x.data.ndim else 1
+    if size > n_in or size < 0 or step <= 0:
+        raise RuntimeError(f"unfold: size {size} and step {step} invalid for dimension {d} of size {n_in} "
+                           f"(shape {tuple(x.shape)})")
+    if x.data.ndim == 0:
+        return reshape(x, (1,))
+    n = (n_in - size) // step + 1
+    idx = (np.arange(n)[:, None] * step + np.arange(size)[None, :]).astype(np.int64)
+    out = getitem(x, (slice(None),) * d + (idx,))
+    return movedim(out, d + 1, -1)
+
+
+def ravel(x):
+    return reshape(x, (-1,))

@@ -1190,6 +1190,14 @@ EXTRA = {
     "softmax_f": lambda m, x: m.softmax(x, 1), "log_softmax_f": lambda m, x: m.log_softmax(x, dim=0),
     "where_m": lambda m, x: x.where(x > 0, 0.0), "atleast": lambda m, x: m.atleast_2d(x[0, 0]),
     "stride": lambda m, x: (x.stride(), x.t().stride(), x.stride(1)), "nelement": lambda m, x: x.nelement(),
+    "cummax": lambda m, x: m.cummax(x, 1), "cummin": lambda m, x: x.cummin(0), "msort": lambda m, x: m.msort(x),
+    "unfold": lambda m, x: x.unfold(1, 2, 1), "unfold0": lambda m, x: x.unfold(0, 2, 2), "ravel": lambda m, x: m.ravel(x.t()),
+    "addmm": lambda m, x: m.addmm(x[:, :3], x, x.t()[:, :3], beta=0.5, alpha=2), "addmm_m": lambda m, x: x[:3, :3].addmm(x, x.t()[:, :3]),
+    "baddbmm": lambda m, x: m.baddbmm(x[:, :3].unsqueeze(0), x.unsqueeze(0), x.t()[:, :3].unsqueeze(0), alpha=3),
+    "logit": lambda m, x: m.logit(x.sigmoid()), "logit_eps": lambda m, x: x.sigmoid().logit(0.3), "sinc": lambda m, x: m.sinc(x * (x > 0)),
+    "arccos": lambda m, x: m.arccos(x.tanh() * 0.5), "argwhere": lambda m, x: m.argwhere(x > 0), "inverse": lambda m, x: x[:, :3].inverse(),
+    "sum_to_size": lambda m, x: x.sum_to_size(1, 4), "sum_to_size2": lambda m, x: x.sum_to_size((3, 1)),
+    "tril_": lambda m, x: (x * 1).tril_(), "isneginf": lambda m, x: (1 / (x * 0 - x.relu())).isneginf(),
 }
 
 
