@@ -1425,3 +1425,138 @@ def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduct
     if input.ndim < 2:
         loss = loss.reshape(())
     return _reduce(loss, reduction, "multilabel_margin_loss")
+
+
+# ============================================================================ affine_grid / grid_sample
+def affine_grid(theta, size, align_corners=None):
+    """Sampling grid (N, H, W, 2) (or (N, D, H, W, 3)) of the affine maps theta (N, 2, 3) (or (N, 3, 4)) over
+    the normalised [-1, 1] output coordinates, as PyTorch (align_corners=None means False)."""
+    ac = bool(align_corners)
+    size = tuple(size)
+    if len(size) == 4:
+        if tuple(theta.shape[1:]) != (2, 3) or theta.shape[0] != size[0]:
+            raise ValueError(f"affine_grid: expected theta of shape ({size[0]}, 2, 3) for size {list(size)}, got "
+                             f"{tuple(theta.shape)}")
+        spatial = size[2:]
+    elif len(size) == 5:
+        if tuple(theta.shape[1:]) != (3, 4) or theta.shape[0] != size[0]:
+            raise ValueError(f"affine_grid: expected theta of shape ({size[0]}, 3, 4) for size {list(size)}, got "
+                             f"{tuple(theta.shape)}")
+        spatial = size[2:]
+    else:
+        raise NotImplementedError(f"affine_grid only supports 4D and 5D sizes, got {list(size)}")
+
+    def lin(n):
+        if n <= 1:
+            return np.zeros(max(n, 0))
+        v = np.linspace(-1.0, 1.0, n)
+        return v if ac else v * (n - 1) / n
+    axes = [lin(n) for n in reversed(spatial)]  # x (W), y (H) [, z (D)]
+    mesh = np.meshgrid(*reversed(axes), indexing="ij")  # in (D,) H, W order
+    coords = [m for m in reversed(mesh)] + [np.ones_like(mesh[0])]
+    base = np.stack(coords, -1).reshape(-1, len(coords))  # (P, k + 1)
+    xp = _xp(theta)
+    b = _new_tensor(xp.asarray(base, dtype=theta.dtype))
+    grid = b.matmul(theta.transpose(1, 2))  # (N, P, k)
+    return grid.reshape((size[0],) + tuple(spatial) + (len(spatial),))
+
+
+def _grid_coord(g, size, padding_mode, align_corners):
+    """Normalised coordinate Tensor -> pixel coordinate with PyTorch's unnormalisation and padding rules."""
+    x = (g + 1) * ((size - 1) / 2) if align_corners else ((g + 1) * size - 1) / 2
+    if padding_mode == "border":
+        x = E.clamp(x, 0.0, float(size - 1))
+    elif padding_mode == "reflection":
+        lo2, hi2 = (0, 2 * (size - 1)) if align_corners else (-1, 2 * size - 1)
+        if lo2 == hi2:
+            x = x * 0
+        else:
+            mn, span = lo2 / 2, (hi2 - lo2) / 2
+            a = E.abs(x - mn)
+            xp = _xp(g)
+            flips = xp.floor(a.data / span)
+            even = (flips % 2) == 0
+            sgn = xp.where(even, 1.0, -1.0).astype(a.dtype)
+            off = xp.where(even, mn, span + mn).astype(a.dtype)
+            x = E.mul_const(a - E.mul_const(a * 0 + 1, (flips * span).astype(a.dtype)), sgn) + _new_tensor(off)
+        x = E.clamp(x, 0.0, float(size - 1))
+    return x
+
+
+def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corners=None):
+    """Sample input (N, C, H, W) at grid (N, Ho, Wo, 2) normalised (x, y) locations, as PyTorch: modes
+    'bilinear', 'nearest', 'bicubic'; padding 'zeros', 'border', 'reflection'. Differentiable with respect to
+    the input and (bilinear, bicubic) the grid."""
+    _check_tensor(input, "grid_sample")
+    if input.ndim != 4 or grid.ndim != 4 or grid.shape[-1] != 2 or grid.shape[0] != input.shape[0]:
+        raise RuntimeError(f"grid_sample: expected input (N, C, H, W) and grid (N, Ho, Wo, 2), got "
+                           f"{tuple(input.shape)} and {tuple(grid.shape)}")
+    if mode not in ("bilinear", "nearest", "bicubic"):
+        raise ValueError(f"nn.functional.grid_sample(): expected mode to be 'bilinear', 'nearest' or 'bicubic', "
+                         f"but got: '{mode}'")
+    if padding_mode not in ("zeros", "border", "reflection"):
+        raise ValueError(f"nn.functional.grid_sample(): expected padding_mode to be 'zeros', 'border', or "
+                         f"'reflection', but got: '{padding_mode}'")
+    ac = bool(align_corners)
+    n, c, h, w = input.shape
+    ho, wo = grid.shape[1:3]
+    xp = _xp(input)
+    flat = input.reshape(n, c, h * w)
+    gx, gy = grid[..., 0].reshape(n, 1, ho * wo), grid[..., 1].reshape(n, 1, ho * wo)
+    pm_coord = padding_mode if mode != "bicubic" else "zeros"
+    ix, iy = _grid_coord(gx, w, pm_coord, ac), _grid_coord(gy, h, pm_coord, ac)
+
+    def tap(xi, yi):
+        """Input values at integer pixel arrays xi, yi (N, 1, P): zero outside (zeros padding)."""
+        if mode == "bicubic" and padding_mode != "zeros":  # bounded taps: the padding applied to the tap
+            xi = _tap_bound(xi, w, padding_mode, ac, xp)
+            yi = _tap_bound(yi, h, padding_mode, ac, xp)
+        ok = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+        idx = (xp.clip(yi, 0, h - 1) * w + xp.clip(xi, 0, w - 1)).astype(np.int64)
+        vals = Gather.apply(flat, index=xp.broadcast_to(idx, (n, c, ho * wo)), axis=2)
+        return E.mul_const(vals, ok.astype(input.dtype))
+
+    if mode == "nearest":  # the grid gets a zero gradient (not None), as PyTorch
+        out = tap(xp.rint(ix.data), xp.rint(iy.data)) + (ix + iy) * 0
+    elif mode == "bilinear":
+        x0, y0 = xp.floor(ix.data), xp.floor(iy.data)
+        tx, ty = ix - _new_tensor(x0), iy - _new_tensor(y0)
+        out = (tap(x0, y0) * ((1 - tx) * (1 - ty)) + tap(x0 + 1, y0) * (tx * (1 - ty))
+               + tap(x0, y0 + 1) * ((1 - tx) * ty) + tap(x0 + 1, y0 + 1) * (tx * ty))
+    else:
+        x0, y0 = xp.floor(ix.data), xp.floor(iy.data)
+        tx, ty = ix - _new_tensor(x0), iy - _new_tensor(y0)
+        wx, wy = _cubic_w_t(tx), _cubic_w_t(ty)
+        out = None
+        for a in range(4):
+            row = None
+            for b in range(4):
+                v = tap(x0 - 1 + b, y0 - 1 + a) * wx[b]
+                row = v if row is None else row + v
+            row = row * wy[a]
+            out = row if out is None else out + row
+    return out.reshape(n, c, ho, wo)
+
+
+def _cubic_w_t(t, a=-0.75):
+    def near(x):
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+
+    def far(x):
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return [far(t + 1), near(t), near(1 - t), far(2 - t)]
+
+
+def _tap_bound(v, size, padding_mode, align_corners, xp):
+    """Integer tap coordinates moved inside the input by the padding rule (bicubic's get_value_bounded)."""
+    if padding_mode == "border":
+        return xp.clip(v, 0, size - 1)
+    lo2, hi2 = (0, 2 * (size - 1)) if align_corners else (-1, 2 * size - 1)
+    if lo2 == hi2:
+        return xp.zeros_like(v)
+    mn, span = lo2 / 2, (hi2 - lo2) / 2
+    a = xp.abs(v - mn)
+    flips = xp.floor(a / span)
+    extra = a - flips * span
+    r = xp.where(flips % 2 == 0, extra + mn, span - extra + mn)
+    return xp.clip(r, 0, size - 1)

@@ -1487,3 +1487,36 @@ def test_ctc_loss_gradcheck_through_log_softmax_and_infinite():
     assert np.isinf(_np(lo)).all()
     with pytest.raises(RuntimeError, match="ctc_loss: expected 2 input and target lengths"):
         F.ctc_loss(F.log_softmax(x, -1), tg, [5], [2])
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "nearest", "bicubic"])
+@pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
+def test_grid_sample_and_affine_grid_match_torch(mode, padding_mode):
+    x = rn(2, 3, 5, 6)
+    theta = rn(2, 2, 3) * 0.8
+    for ac in (False, True):
+        tt, ot = torch.tensor(theta, requires_grad=True), autodiff.tensor(theta, requires_grad=True)
+        tx, ox = torch.tensor(x, requires_grad=True), autodiff.tensor(x, requires_grad=True)
+        tg = TF.affine_grid(tt, (2, 3, 4, 7), align_corners=ac)
+        og = F.affine_grid(ot, (2, 3, 4, 7), align_corners=ac)
+        _close(og, tg, np.float64, "affine_grid")
+        ty = TF.grid_sample(tx, tg, mode=mode, padding_mode=padding_mode, align_corners=ac)
+        oy = F.grid_sample(ox, og, mode=mode, padding_mode=padding_mode, align_corners=ac)
+        _close(oy, ty, np.float64, f"grid_sample {mode} {padding_mode} {ac}")
+        g = rn(*ty.shape)
+        (ty * torch.tensor(g)).sum().backward()
+        (oy * autodiff.tensor(g)).sum().backward()
+        _close(ox.grad, tx.grad, np.float64, "grid_sample input grad")
+        _close(ot.grad, tt.grad, np.float64, "affine_grid theta grad", rtol=1e-8, atol=1e-9)
+    t3 = rn(2, 3, 4)
+    _close(F.affine_grid(autodiff.tensor(t3), (2, 1, 2, 3, 4)), TF.affine_grid(torch.tensor(t3), (2, 1, 2, 3, 4),
+                                                                                 align_corners=False),
+           np.float64, "affine_grid 3d")
+
+
+def test_grid_sample_gradcheck():
+    from autodiff import gradcheck
+    x = autodiff.tensor(rn(1, 2, 3, 4), requires_grad=True)
+    g = autodiff.tensor(R.uniform(-0.9, 0.9, (1, 2, 3, 2)), requires_grad=True)
+    for mode, pm in (("bilinear", "zeros"), ("bicubic", "border"), ("bilinear", "reflection")):
+        assert gradcheck(lambda a, b: F.grid_sample(a, b, mode=mode, padding_mode=pm, align_corners=False), (x, g))
