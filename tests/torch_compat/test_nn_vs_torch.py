@@ -1520,3 +1520,38 @@ def test_grid_sample_gradcheck():
     g = autodiff.tensor(R.uniform(-0.9, 0.9, (1, 2, 3, 2)), requires_grad=True)
     for mode, pm in (("bilinear", "zeros"), ("bicubic", "border"), ("bilinear", "reflection")):
         assert gradcheck(lambda a, b: F.grid_sample(a, b, mode=mode, padding_mode=pm, align_corners=False), (x, g))
+
+
+# ------------------------------------------------------------------------------------------ schedulers
+SCHED_COMBOS = {
+    "two chainable": lambda m, o: [m.StepLR(o, 3, 0.5), m.ExponentialLR(o, 0.9)],
+    "cos+step": lambda m, o: [m.CosineAnnealingLR(o, 5), m.StepLR(o, 4, 0.5)],
+    "multistep+linear": lambda m, o: [m.MultiStepLR(o, [2, 6], 0.3), m.LinearLR(o, 0.5, 1.0, 4)],
+    "seq3": lambda m, o: [m.SequentialLR(o, [m.ExponentialLR(o, 0.5), m.CosineAnnealingLR(o, 4),
+                                             m.ConstantLR(o, 0.2, 2)], [3, 8])],
+    "onecycle epochs": lambda m, o: [m.OneCycleLR(o, 1.0, epochs=3, steps_per_epoch=5, anneal_strategy="linear")],
+    "warm restarts": lambda m, o: [m.CosineAnnealingWarmRestarts(o, 2, 3, 0.001)],
+    "plateau": lambda m, o: [m.ReduceLROnPlateau(o, factor=0.5, patience=1, threshold=0.1)],
+}
+
+
+@pytest.mark.parametrize("name", list(SCHED_COMBOS))
+def test_scheduler_combinations_match_torch(name):
+    import warnings
+    from optim import lr_scheduler as OS
+    metrics = [1, 0.99, 0.98, 0.97, 0.5, 0.49, 0.48, 0.2, 0.2, 0.2, 0.2, 0.1, 0.1, 0.1, 0.1]
+
+    def run(lib):
+        p = torch.zeros(2, requires_grad=True) if lib == "t" else autodiff.zeros(2, requires_grad=True)
+        o = (torch.optim if lib == "t" else optim).SGD([p], lr=0.1, momentum=0.9)
+        scheds = SCHED_COMBOS[name](torch.optim.lr_scheduler if lib == "t" else OS, o)
+        out = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for i in range(15):
+                o.step()
+                for s in scheds:
+                    s.step(metrics[i]) if "Plateau" in type(s).__name__ else s.step()
+                out.append([o.param_groups[0]["lr"], o.param_groups[0]["momentum"], scheds[0].get_last_lr()[0]])
+        return np.array(out)
+    np.testing.assert_allclose(run("o"), run("t"), rtol=1e-12)
