@@ -235,3 +235,6 @@ xavier_normal = xavier_normal_
 kaiming_uniform = kaiming_uniform_
 kaiming_normal = kaiming_normal_
 orthogonal = orthogonal_
+sparse = sparse_
+dirac = dirac_
+eye = eye_
