@@ -1555,3 +1555,36 @@ def test_scheduler_combinations_match_torch(name):
                 out.append([o.param_groups[0]["lr"], o.param_groups[0]["momentum"], scheds[0].get_last_lr()[0]])
         return np.array(out)
     np.testing.assert_allclose(run("o"), run("t"), rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["conv", "conv_transpose", "linear"])
+def test_fuse_bn_eval_matches_torch(kind):
+    torch.manual_seed(0)
+    if kind == "conv":
+        pair, bnp, shape = _pair("Conv2d", 2, 3, 3), _pair("BatchNorm2d", 3), (2, 2, 5, 5)
+    elif kind == "conv_transpose":
+        pair, bnp, shape = _pair("ConvTranspose2d", 2, 3, 3, bias=False), _pair("BatchNorm2d", 3), (2, 2, 4, 4)
+    else:
+        pair, bnp, shape = _pair("Linear", 4, 3), _pair("BatchNorm1d", 3), (5, 4)
+    (tc, oc), (tb, ob) = pair, bnp
+    with torch.no_grad():
+        tb.running_mean.uniform_(-1, 1)
+        tb.running_var.uniform_(0.5, 2)
+        tb.weight.uniform_(0.5, 2)
+        tb.bias.uniform_(-1, 1)
+    tc, tb = tc.double().eval(), tb.double().eval()
+    _copy_params(tc, oc)
+    _copy_params(tb, ob)
+    oc, ob = oc.double().eval(), ob.double().eval()
+    if kind == "linear":
+        tf, of = torch.nn.utils.fuse_linear_bn_eval(tc, tb), nn.utils.fuse_linear_bn_eval(oc, ob)
+    else:
+        tr = kind == "conv_transpose"
+        tf = torch.nn.utils.fuse_conv_bn_eval(tc, tb, transpose=tr)
+        of = nn.utils.fuse_conv_bn_eval(oc, ob, transpose=tr)
+    x = rn(*shape)
+    _close(of(autodiff.tensor(x)), tf(torch.tensor(x)), np.float64, "fused")
+    _close(of(autodiff.tensor(x)), ob(oc(autodiff.tensor(x))), np.float64, "fused vs unfused")
+    assert list(of.state_dict()) == list(tf.state_dict())
+    with pytest.raises(AssertionError):
+        nn.utils.fuse_conv_bn_eval(nn.Conv2d(1, 1, 1), nn.BatchNorm2d(1))
