@@ -1588,3 +1588,27 @@ def test_fuse_bn_eval_matches_torch(kind):
     assert list(of.state_dict()) == list(tf.state_dict())
     with pytest.raises(AssertionError):
         nn.utils.fuse_conv_bn_eval(nn.Conv2d(1, 1, 1), nn.BatchNorm2d(1))
+
+
+def test_functional_call_matches_torch():
+    torch.manual_seed(0)
+    tm, om = _pair("Linear", 3, 2)
+    tm = tm.double()
+    _copy_params(tm, om)
+    om = om.double()
+    w, x = rn(2, 3), rn(4, 3)
+    tw, ow = torch.tensor(w, requires_grad=True), autodiff.tensor(w, requires_grad=True)
+    ty = torch.func.functional_call(tm, {"weight": tw * 2}, (torch.tensor(x),))
+    oy = nn.utils.stateless.functional_call(om, {"weight": ow * 2}, (autodiff.tensor(x),))
+    _close(oy, ty, np.float64, "functional_call")
+    ty.sum().backward()
+    oy.sum().backward()
+    _close(ow.grad, tw.grad, np.float64, "functional_call grad")
+    assert om.weight.grad is None and np.array_equal(_np(om.weight), _np(tm.weight))  # restored, untouched
+    shared = nn.Linear(2, 2)
+    seq = nn.Sequential(shared, shared)
+    z = autodiff.zeros(2, 2, dtype=shared.weight.dtype)
+    out = nn.utils.stateless.functional_call(seq, {"0.weight": z, "0.bias": autodiff.zeros(2)}, autodiff.ones(1, 2))
+    np.testing.assert_array_equal(_np(out), np.zeros((1, 2)))  # tie_weights: "1.weight" replaced too
+    with pytest.raises(RuntimeError, match="missing"):
+        nn.utils.stateless.functional_call(om, {"weight": ow}, (autodiff.tensor(x),), strict=True)
