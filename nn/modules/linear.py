@@ -90,6 +90,8 @@ class LazyLinear(Linear):
             if self.bias is not None:
                 self.bias.data = autodiff.empty(self.out_features, dtype=input.dtype, device=input.device).data
             self.reset_parameters()
+            self.__class__ = Linear  # PyTorch's cls_to_become: a materialised LazyLinear is a Linear
+            del self._lazy
         return Linear.forward(self, input)
 
 

@@ -1612,3 +1612,12 @@ def test_functional_call_matches_torch():
     np.testing.assert_array_equal(_np(out), np.zeros((1, 2)))  # tie_weights: "1.weight" replaced too
     with pytest.raises(RuntimeError, match="missing"):
         nn.utils.stateless.functional_call(om, {"weight": ow}, (autodiff.tensor(x),), strict=True)
+
+
+def test_lazy_linear_becomes_linear_as_torch():
+    o, t = nn.LazyLinear(3), tnn.LazyLinear(3)
+    assert str(o) == str(t)
+    o(autodiff.randn(2, 5))
+    t(torch.randn(2, 5))
+    assert type(o) is nn.Linear and str(o) == str(t)
+    assert tuple(o.weight.shape) == tuple(t.weight.shape) and list(o.state_dict()) == list(t.state_dict())
