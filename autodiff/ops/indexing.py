@@ -143,6 +143,8 @@ def getitem(x, key):
     tensor has shape (4, 2) (NumPy: (2, 4), the advanced axes moved to the front)."""
     key, advanced = _normalize_key(x, key)
     if not advanced:
+        if not any(k is Ellipsis for k in key):
+            key = key + (Ellipsis,)  # NumPy: a[1] of a 1-D array is a scalar copy, a[1, ...] a 0-d view
         out = _GetItemView.apply(x, key=key, advanced=False)
         if out.grad_fn is not None:
             out.grad_fn.view_base = x  # lets an in-place op on the view write through x (inplace.py)

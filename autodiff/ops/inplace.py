@@ -82,6 +82,7 @@ def _inplace_through_base(x, node, op, opname):
                            f"{x.data.dtype}")
     setitem_(base, key, r)
     v = getitem(base, key)
+    x.data = v.data  # the same memory as before for views; refreshed where x held a copy
     x.grad_fn = v.grad_fn
     x.requires_grad = v.requires_grad
     return x
