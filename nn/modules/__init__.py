@@ -24,6 +24,9 @@ from .extra import (AdaptiveMaxPool1d, ChannelShuffle, CircularPad1d, CircularPa
                     PixelUnshuffle, ReflectionPad1d, ReplicationPad1d, RReLU, Softmax2d, Softshrink, Tanhshrink,
                     Threshold, TripletMarginLoss, TripletMarginWithDistanceLoss, Unfold, UpsamplingBilinear2d, UpsamplingNearest2d, ZeroPad1d,
                     ZeroPad3d)
+from .lazy import (LazyBatchNorm1d, LazyBatchNorm2d, LazyBatchNorm3d, LazyConv1d, LazyConv2d, LazyConv3d,
+                   LazyConvTranspose1d, LazyConvTranspose2d, LazyConvTranspose3d, LazyInstanceNorm1d, LazyInstanceNorm2d,
+                   LazyInstanceNorm3d)
 from .transformer import (MultiheadAttention, NonDynamicallyQuantizableLinear, Transformer, TransformerDecoder,
                           TransformerDecoderLayer, TransformerEncoder,
                           TransformerEncoderLayer)

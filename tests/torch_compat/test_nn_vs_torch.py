@@ -1621,3 +1621,24 @@ def test_lazy_linear_becomes_linear_as_torch():
     t(torch.randn(2, 5))
     assert type(o) is nn.Linear and str(o) == str(t)
     assert tuple(o.weight.shape) == tuple(t.weight.shape) and list(o.state_dict()) == list(t.state_dict())
+
+
+LAZY_CASES = [("LazyConv2d", (4, 3), dict(stride=2, groups=2), (2, 6, 7, 7)), ("LazyConv1d", (4, 3), {}, (2, 3, 7)),
+              ("LazyConv3d", (2, 2), {}, (1, 3, 4, 4, 4)), ("LazyConvTranspose2d", (4, 3), dict(groups=2), (2, 6, 4, 4)),
+              ("LazyConvTranspose1d", (4, 3), dict(stride=2), (2, 3, 5)),
+              ("LazyBatchNorm1d", (), {}, (5, 3)), ("LazyBatchNorm2d", (), dict(momentum=None), (2, 3, 4, 4)),
+              ("LazyInstanceNorm2d", (), {}, (2, 3, 4, 4)), ("LazyBatchNorm3d", (), dict(affine=False), (2, 3, 2, 2, 2))]
+
+
+@pytest.mark.parametrize("case", LAZY_CASES, ids=[c[0] for c in LAZY_CASES])
+def test_lazy_modules_match_torch(case):
+    name, args, kw, shape = case
+    tm, om = _pair(name, *args, **kw)
+    assert str(om) == str(tm)
+    before = list(om.parameters())  # an optimizer built now keeps working: the objects stay
+    x = rn(*shape).astype(np.float32)
+    tm(torch.tensor(x))
+    om(autodiff.tensor(x))
+    assert type(om).__name__ == type(tm).__name__ and str(om) == str(tm)
+    assert all(p is q for p, q in zip(before, om.parameters())) and len(before) == len(list(om.parameters()))
+    compare_module(tm, om, [rn(*shape)], np.float64)
