@@ -1560,3 +1560,17 @@ def _tap_bound(v, size, padding_mode, align_corners, xp):
     extra = a - flips * span
     r = xp.where(flips % 2 == 0, extra + mn, span - extra + mn)
     return xp.clip(r, 0, size - 1)
+
+
+def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """Inverse of max_pool1d (values written at their indices, zeros elsewhere), as PyTorch."""
+    one = (lambda v: v[0] if isinstance(v, (tuple, list)) else v)
+    k = one(kernel_size)
+    s = k if stride is None else one(stride)
+    p = one(padding)
+    size = None
+    if output_size is not None:
+        size = (1, list(output_size)[-1])
+    idx = indices.unsqueeze(-2) if isinstance(indices, Tensor) else indices[..., None, :]
+    out = max_unpool2d(input.unsqueeze(-2), idx, (1, k), (1, s), (0, p), size)
+    return out.squeeze(-2)

@@ -23,7 +23,7 @@ from .extra import (AdaptiveMaxPool1d, ChannelShuffle, CircularPad1d, CircularPa
                     InstanceNorm3d, LocalResponseNorm, MultiLabelMarginLoss, MultiLabelSoftMarginLoss, MultiMarginLoss, PairwiseDistance,
                     PixelUnshuffle, ReflectionPad1d, ReplicationPad1d, RReLU, Softmax2d, Softshrink, Tanhshrink,
                     Threshold, TripletMarginLoss, TripletMarginWithDistanceLoss, Unfold, UpsamplingBilinear2d, UpsamplingNearest2d, ZeroPad1d,
-                    ZeroPad3d)
+                    ZeroPad3d, ReflectionPad3d, ReplicationPad3d, CircularPad3d, MaxUnpool1d)
 from .lazy import (LazyBatchNorm1d, LazyBatchNorm2d, LazyBatchNorm3d, LazyConv1d, LazyConv2d, LazyConv3d,
                    LazyConvTranspose1d, LazyConvTranspose2d, LazyConvTranspose3d, LazyInstanceNorm1d, LazyInstanceNorm2d,
                    LazyInstanceNorm3d)

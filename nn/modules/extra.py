@@ -299,3 +299,39 @@ class TripletMarginWithDistanceLoss(_Loss):
 class MultiLabelMarginLoss(_Loss):
     def forward(self, input, target):
         return F.multilabel_margin_loss(input, target, reduction=self.reduction)
+
+
+class ReflectionPad3d(_PadNd):
+    _mode, _n = "reflect", 3
+
+    def __init__(self, padding):
+        super().__init__(padding)
+
+
+class ReplicationPad3d(_PadNd):
+    _mode, _n = "replicate", 3
+
+    def __init__(self, padding):
+        super().__init__(padding)
+
+
+class CircularPad3d(_PadNd):
+    _mode, _n = "circular", 3
+
+    def __init__(self, padding):
+        super().__init__(padding)
+
+
+class MaxUnpool1d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        one = (lambda v: v[0] if isinstance(v, (tuple, list)) else v)
+        self.kernel_size = (one(kernel_size),)
+        self.stride = (one(stride) if stride is not None else one(kernel_size),)
+        self.padding = (one(padding),)
+
+    def forward(self, input, indices, output_size=None):
+        return F.max_unpool1d(input, indices, self.kernel_size, self.stride, self.padding, output_size)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"

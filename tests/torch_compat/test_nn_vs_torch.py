@@ -634,6 +634,13 @@ def test_max_pool_return_indices_and_unpool_match_torch():
     assert oi.dtype == autodiff.int64
     tu, ou = tnn.MaxUnpool2d(3, stride=2, padding=1), nn.MaxUnpool2d(3, stride=2, padding=1)
     _close(ou(oo, oi, output_size=(6, 7)), tu(to, ti, output_size=(6, 7)), np.float64, "MaxUnpool2d")
+    x1 = rn(2, 3, 9)
+    (to, ti), (oo, oi) = TF.max_pool1d(torch.tensor(x1), 3, 2, 1, return_indices=True), \
+        F.max_pool1d(autodiff.tensor(x1), 3, 2, 1, return_indices=True)
+    np.testing.assert_array_equal(_np(oi), _np(ti))
+    _close(nn.MaxUnpool1d(3, 2, 1)(oo, oi, output_size=[9]), tnn.MaxUnpool1d(3, 2, 1)(to, ti, output_size=[9]),
+           np.float64, "MaxUnpool1d")
+    assert str(nn.MaxUnpool1d(3, 2, 1)) == str(tnn.MaxUnpool1d(3, 2, 1))
 
 
 # --------------------------------------------------------------------------------------- initialisation
@@ -1003,6 +1010,9 @@ EXTRA_CASES = [
     ("LocalResponseNorm", (3,), {}, [(2, 5, 3, 2)]),
     ("LocalResponseNorm", (2,), dict(alpha=0.1, beta=0.5, k=2.0), [(2, 4, 5)]),
     ("RReLU", (0.1, 0.3), {}, [(3, 4)]),
+    ("ReflectionPad3d", ((1, 0, 2, 1, 0, 1),), {}, [(1, 2, 3, 4, 3)]),
+    ("ReplicationPad3d", (1,), {}, [(2, 3, 2, 3)]),
+    ("CircularPad3d", ((1, 0, 1, 1, 0, 1),), {}, [(1, 1, 2, 3, 2)]),
 ]
 
 
