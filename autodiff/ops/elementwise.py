@@ -635,8 +635,12 @@ def square(x):
 class Abs(Function):
     @staticmethod
     def forward(ctx, a):
-        ctx.sign = ctx.backend.xp.sign(a)
-        return ctx.backend.xp.abs(a)
+        xp = ctx.backend.xp
+        s = xp.asarray(xp.sign(a))
+        if a.dtype.kind == "f":
+            s = xp.nan_to_num(s, copy=False)  # sgn(nan) = 0: no gradient at NaN, as PyTorch
+        ctx.sign = s
+        return xp.abs(a)
 
     @staticmethod
     def backward(ctx, g):
@@ -680,7 +684,7 @@ class Relu(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return mul_const(g, ctx.output_data() > 0)
+        return mul_const(g, ~(ctx.output_data() <= 0))  # NaN passes the gradient, as PyTorch
 
 
 def relu(x):
@@ -905,7 +909,7 @@ class Maximum(_MinMax):
     @staticmethod
     def forward(ctx, a, b):
         xp = ctx.backend.xp
-        ctx.wa, ctx.wb = _tie_weights(xp, a > b, a == b, a.dtype)
+        ctx.wa, ctx.wb = _tie_weights(xp, a > b, a < b, a == b, a.dtype)
         return xp.maximum(a, b)
 
 
@@ -913,13 +917,15 @@ class Minimum(_MinMax):
     @staticmethod
     def forward(ctx, a, b):
         xp = ctx.backend.xp
-        ctx.wa, ctx.wb = _tie_weights(xp, a < b, a == b, a.dtype)
+        ctx.wa, ctx.wb = _tie_weights(xp, a < b, a > b, a == b, a.dtype)
         return xp.minimum(a, b)
 
 
-def _tie_weights(xp, win, tie, dtype):
-    wa = win.astype(dtype) + tie.astype(dtype) * 0.5
-    return wa, (1 - wa).astype(dtype, copy=False)
+def _tie_weights(xp, win, lose, tie, dtype):
+    """PyTorch's weights: a gets g unless it lost, b unless it won, halved at ties; with a NaN
+    (neither won nor tied) both get g."""
+    half = (1 - tie.astype(dtype) * 0.5).astype(dtype, copy=False)
+    return half * ~lose, half * ~win
 
 
 def maximum(a, b):

@@ -287,15 +287,18 @@ class AMax(Function):
     save_output = True
 
     @staticmethod
-    def forward(ctx, a, axes, keepdim, is_max):
-        ctx.in_shape, ctx.axes, ctx.keepdim = a.shape, axes, keepdim
+    def forward(ctx, a, axes, keepdim, is_max, nan_aware=False):
+        ctx.in_shape, ctx.axes, ctx.keepdim, ctx.nan_aware = a.shape, axes, keepdim, nan_aware
         return a.max(axis=axes, keepdims=keepdim) if is_max else a.min(axis=axes, keepdims=keepdim)
 
     @staticmethod
     def backward(ctx, g):
         x = ctx.saved_tensors[0].data
         kshape = _keepdim_shape(ctx.in_shape, ctx.axes)
-        mask = x == ctx.output_data().reshape(kshape)
+        out = ctx.output_data().reshape(kshape)
+        mask = x == out
+        if ctx.nan_aware and x.dtype.kind == "f":  # max()/min()/inf-norm: a NaN result sends the
+            mask |= (x != x) & (out != out)           # gradient to the NaNs (amax/amin give NaN), as PyTorch
         w = (mask / mask.sum(axis=ctx.axes, keepdims=True)).astype(x.dtype, copy=False)
         if not _mode.enabled:
             return _raw_tensor(g.data.reshape(kshape) * w, g.data)
@@ -310,16 +313,16 @@ def _check_nonempty(x, axes, opname):
         raise RuntimeError(f"{opname}: cannot reduce an empty tensor (shape {tuple(x.shape)})")
 
 
-def amax(x, dim=None, keepdim=False):
+def amax(x, dim=None, keepdim=False, _nan_aware=False):
     axes = normalize_dims(dim if dim != () else None, x.data.ndim, "amax")
     _check_nonempty(x, axes, "amax")
-    return AMax.apply(x, axes=axes, keepdim=keepdim, is_max=True)
+    return AMax.apply(x, axes=axes, keepdim=keepdim, is_max=True, nan_aware=_nan_aware)
 
 
-def amin(x, dim=None, keepdim=False):
+def amin(x, dim=None, keepdim=False, _nan_aware=False):
     axes = normalize_dims(dim if dim != () else None, x.data.ndim, "amin")
     _check_nonempty(x, axes, "amin")
-    return AMax.apply(x, axes=axes, keepdim=keepdim, is_max=False)
+    return AMax.apply(x, axes=axes, keepdim=keepdim, is_max=False, nan_aware=_nan_aware)
 
 
 def _minmax(x, dim, keepdim, is_max, opname, other=None):
@@ -327,7 +330,7 @@ def _minmax(x, dim, keepdim, is_max, opname, other=None):
         from .elementwise import maximum, minimum
         return maximum(x, dim) if is_max else minimum(x, dim)
     if dim is None:
-        return amax(x) if is_max else amin(x)
+        return amax(x, _nan_aware=True) if is_max else amin(x, _nan_aware=True)
     xp = _xp_of(x)
     if x.data.ndim == 0:  # as PyTorch: dim 0 or -1 of a 0-d tensor gives (x, 0)
         normalize_dims(dim, 0, opname)
@@ -435,9 +438,9 @@ def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
     if p == 1:
         return sum(abs(x), axes, keepdim)
     if p == math.inf or p == "inf":
-        return amax(abs(x), axes, keepdim)
+        return amax(abs(x), axes, keepdim, _nan_aware=True)
     if p == -math.inf:
-        return amin(abs(x), axes, keepdim)
+        return amin(abs(x), axes, keepdim, _nan_aware=True)
     if p == 0:  # the count of non-zeros; it takes part in autograd with a zero gradient, as PyTorch
         from .elementwise import _Rounding
         return sum(_Rounding.apply(x, fn=lambda xp, a: (a != 0).astype(a.dtype)), axes, keepdim)
@@ -790,7 +793,7 @@ def _cum_extreme(x, dim, is_max):
     # index of the running extreme: the last position where the running extreme is attained (as PyTorch)
     run = _accumulate(xp, "maximum" if is_max else "minimum", a)
     pos = xp.broadcast_to(xp.arange(n), a.shape)
-    hit = xp.where((a == run) | (run != run), pos, -1)  # NaN propagates with its own index
+    hit = xp.where((a == run) | (a != a), pos, -1)  # a NaN propagates with its own index
     idx = _accumulate(xp, "maximum", hit).astype(np.int64)
     idx = xp.moveaxis(idx, -1, axis)
     return gather(x, axis, _new_tensor(xp.ascontiguousarray(idx))), _new_tensor(xp.ascontiguousarray(idx))

@@ -1450,3 +1450,17 @@ def test_inv_det_gradcheck():
     assert ad.gradcheck(lambda a: ad.linalg.inv(a), (a,))
     assert ad.gradcheck(lambda a: ad.linalg.det(a), (a,))
     assert ad.gradgradcheck(lambda a: ad.linalg.inv(a), (a,))
+
+
+NAN_GRADS = {
+    "max": lambda m, n: n.max(), "min": lambda m, n: n.min(), "amax": lambda m, n: n.amax(0),
+    "amax_rows": lambda m, n: n.reshape(1, 5).amax(1), "maximum": lambda m, n: m.maximum(n, n.flip(0)),
+    "minimum": lambda m, n: m.minimum(n, n.flip(0)), "relu": lambda m, n: n.relu(), "abs": lambda m, n: n.abs(),
+    "norm_inf": lambda m, n: n.norm(p=float("inf")), "cummax": lambda m, n: n.cummax(0),
+    "cummin": lambda m, n: m.cummin(n, 0), "nan_to_num": lambda m, n: m.nan_to_num(n),
+}
+
+
+@pytest.mark.parametrize("name", list(NAN_GRADS))
+def test_nan_gradients(name):
+    check(NAN_GRADS[name], np.array([1.0, np.nan, -1.0, 3.0, np.nan]))
