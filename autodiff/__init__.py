@@ -47,6 +47,8 @@ from .ops.reduction import aminmax, bincount, bucketize, cummax, cummin, histc, 
 from .ops.linalg import addmm, baddbmm, cdist, linalg
 from .ops.shape import ravel
 from .ops.elementwise import nonzero as argwhere
+from .ops.elementwise import (bitwise_and, bitwise_left_shift, bitwise_not, bitwise_or, bitwise_right_shift,
+                              bitwise_xor)
 from .ops.creation import tril_indices, triu_indices
 from .tensor import set_printoptions
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck

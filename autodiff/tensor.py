@@ -544,9 +544,16 @@ def _install_methods():
     T.__le__ = E.le
     T.__gt__ = E.gt
     T.__ge__ = E.ge
-    T.__and__ = T.__rand__ = E.logical_and
-    T.__or__ = T.__ror__ = E.logical_or
-    T.__xor__ = T.__rxor__ = E.logical_xor
+    T.__and__ = T.__rand__ = E.bitwise_and  # bitwise on integers, logical on bools, as PyTorch
+    T.__or__ = T.__ror__ = E.bitwise_or
+    T.__xor__ = T.__rxor__ = E.bitwise_xor
+    T.__lshift__ = E.bitwise_left_shift
+    T.__rshift__ = E.bitwise_right_shift
+    T.__rlshift__ = lambda self, other: E.bitwise_left_shift(other, self)
+    T.__rrshift__ = lambda self, other: E.bitwise_right_shift(other, self)
+    T.__iand__ = lambda self, other: P.binary_inplace(self, other, E.bitwise_and, "bitwise_and_")
+    T.__ior__ = lambda self, other: P.binary_inplace(self, other, E.bitwise_or, "bitwise_or_")
+    T.__ixor__ = lambda self, other: P.binary_inplace(self, other, E.bitwise_xor, "bitwise_xor_")
     T.__invert__ = E.bitwise_not
     T.__getitem__ = I.getitem
 
@@ -669,6 +676,9 @@ def _install_methods():
                  "take", "index_put"):
         setattr(T, name, getattr(I, name))
     T.where = lambda self, condition, other: E.where(condition, self, other)
+    T.bitwise_and, T.bitwise_or, T.bitwise_xor = E.bitwise_and, E.bitwise_or, E.bitwise_xor
+    T.bitwise_not = E.bitwise_not
+    T.bitwise_left_shift, T.bitwise_right_shift = E.bitwise_left_shift, E.bitwise_right_shift
     T.unfold = S.unfold
     T.ravel = S.ravel
     T.msort = R2.msort

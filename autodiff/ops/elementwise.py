@@ -1307,3 +1307,23 @@ def sinc(x):
     zero = _new_tensor(xp.asarray(x.data == 0))
     px = mul(where(zero, 1.0, x), math.pi)
     return where(zero, 1.0, div(sin(px), px))
+
+
+# ----------------------------------------------------------------------------- bitwise (integer and bool tensors)
+def _bitwise(name, fn):
+    def op(a, b):
+        a, b = _binary_operands(a, b, name)
+        if a.data.dtype.kind not in "biu":
+            raise RuntimeError(f"{name}: not implemented for {a.data.dtype} tensors (integer or bool only), as PyTorch")
+        _check_broadcast(name, a, b)
+        xp = _xp_of(a)
+        return _new_tensor(xp.asarray(fn(xp, a.data, b.data)))
+    op.__name__ = name
+    return op
+
+
+bitwise_and = _bitwise("bitwise_and", lambda xp, a, b: xp.bitwise_and(a, b))
+bitwise_or = _bitwise("bitwise_or", lambda xp, a, b: xp.bitwise_or(a, b))
+bitwise_xor = _bitwise("bitwise_xor", lambda xp, a, b: xp.bitwise_xor(a, b))
+bitwise_left_shift = _bitwise("bitwise_left_shift", lambda xp, a, b: xp.left_shift(a, b))
+bitwise_right_shift = _bitwise("bitwise_right_shift", lambda xp, a, b: xp.right_shift(a, b))

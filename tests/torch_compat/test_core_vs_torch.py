@@ -1464,3 +1464,24 @@ NAN_GRADS = {
 @pytest.mark.parametrize("name", list(NAN_GRADS))
 def test_nan_gradients(name):
     check(NAN_GRADS[name], np.array([1.0, np.nan, -1.0, 3.0, np.nan]))
+
+
+BITWISE = {
+    "and": lambda m, a, b: a & b, "or": lambda m, a, b: a | b, "xor": lambda m, a, b: a ^ b, "not": lambda m, a, b: ~a,
+    "and_s": lambda m, a, b: a & 1, "rand_s": lambda m, a, b: 6 & a, "lshift": lambda m, a, b: a << 1,
+    "rshift": lambda m, a, b: a >> b.abs(), "rlshift": lambda m, a, b: 2 << b.abs(), "fn": lambda m, a, b: m.bitwise_xor(a, b),
+    "bool_and": lambda m, a, b: (a > 0) & (b > 2), "bool_or_s": lambda m, a, b: (a > 0) | True,
+    "iand": lambda m, a, b: a.clone().__iand__(b),
+}
+
+
+@pytest.mark.parametrize("name", list(BITWISE))
+def test_bitwise(name):
+    check(BITWISE[name], np.array([5, 3, -2]), np.array([3, 6, 1]))
+    check(BITWISE[name], np.array([5, 3, 2], dtype=np.uint8), np.array([3, 6, 1], dtype=np.uint8))
+
+
+def test_bitwise_float_error():
+    for lib in (ad, torch):
+        with pytest.raises((RuntimeError, NotImplementedError, TypeError)):
+            lib.tensor([1.5]) & lib.tensor([1.0])
