@@ -1,6 +1,7 @@
 """Optimizers and learning-rate schedulers with PyTorch's API (`import optim` like `torch.optim`)."""
 from . import lr_scheduler
 from .adadelta import Adadelta
+from .adafactor import Adafactor
 from .adagrad import Adagrad
 from .adam import Adam
 from .adamax import Adamax
@@ -16,7 +17,7 @@ from .rprop import Rprop
 from .sgd import SGD
 
 __all__ = ["Optimizer", "required", "SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Adadelta", "Adamax", "NAdam",
-           "RAdam", "Lion", "Rprop", "ASGD", "LBFGS", "lr_scheduler"]
+           "RAdam", "Lion", "Rprop", "ASGD", "LBFGS", "Adafactor", "lr_scheduler"]
 
 
 def __getattr__(name):
