@@ -888,7 +888,8 @@ def gumbel_softmax(logits, tau=1.0, hard=False, eps=1e-10, dim=-1):
     soft sample's gradient (straight-through), as PyTorch."""
     u = autodiff.rand(*logits.shape, dtype=logits.dtype, device=logits.device).data
     xp = _xp(logits)
-    g = -xp.log(-xp.log(xp.clip(u, 1e-38, None)) + 0)  # Exp(1) samples = -log(U); gumbels = -log(Exp(1))
+    tiny = float(np.finfo(np.dtype(logits.dtype)).tiny)
+    g = -xp.log(-xp.log(xp.clip(u, tiny, None)))  # Exp(1) samples = -log(U); gumbels = -log(Exp(1))
     y = softmax((logits + _new_tensor(g.astype(logits.dtype))) / tau, dim)
     if not hard:
         return y
