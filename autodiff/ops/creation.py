@@ -13,7 +13,23 @@ from ..tensor import Tensor
 
 
 def tensor(data, dtype=None, device=None, requires_grad=False):
-    return Tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
+    """A new tensor that always owns a copy of `data` (as torch.tensor; as_tensor/from_numpy share)."""
+    t = Tensor(data, dtype=dtype, device=device, requires_grad=False)
+    src = data.data if isinstance(data, Tensor) else data
+    if t.data is src or (hasattr(src, "__array_interface__") or hasattr(src, "__cuda_array_interface__")) and \
+            _shares(t.data, src):
+        t.data = t.data.copy()
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def _shares(a, b):
+    from .. import backends
+    try:
+        return bool(backends._by_array_type[type(a)].xp.may_share_memory(a, b))
+    except (TypeError, ValueError, KeyError):
+        return False
 
 
 def as_tensor(data, dtype=None, device=None):

@@ -1485,3 +1485,15 @@ def test_bitwise_float_error():
     for lib in (ad, torch):
         with pytest.raises((RuntimeError, NotImplementedError, TypeError)):
             lib.tensor([1.5]) & lib.tensor([1.0])
+
+
+def test_tensor_copies_as_tensor_shares():
+    for lib in (ad, torch):
+        x = np.arange(3.0)
+        t, a, c = lib.from_numpy(x), lib.as_tensor(x), lib.tensor(x)
+        x[0] = 5.0
+        assert t.tolist()[0] == 5.0 and a.tolist()[0] == 5.0 and c.tolist()[0] == 0.0
+        s = lib.ones(2)
+        d = lib.tensor(s) if lib is ad else s.clone()
+        d[0] = 3.0
+        assert s.tolist() == [1.0, 1.0]
