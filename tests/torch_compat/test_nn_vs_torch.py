@@ -1654,3 +1654,17 @@ def test_lazy_modules_match_torch(case):
     assert type(om).__name__ == type(tm).__name__ and str(om) == str(tm)
     assert all(p is q for p, q in zip(before, om.parameters())) and len(before) == len(list(om.parameters()))
     compare_module(tm, om, [rn(*shape)], np.float64)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adaptive_log_softmax_matches_torch(dtype):
+    tm, om = _pair("AdaptiveLogSoftmaxWithLoss", 8, 10, [3, 6], div_value=2.0, head_bias=True)
+    assert str(om) == str(tm)
+    x, t = rn(7, 8), np.array([0, 4, 9, 2, 7, 5, 1])
+    compare_module(tm, om, [x, t], dtype)
+    compare_module(tm, om, [x[0], np.array(8)], dtype)
+    _close(om.log_prob(autodiff.tensor(x.astype(dtype))), tm.log_prob(torch.tensor(x.astype(dtype))), dtype, "log_prob")
+    np.testing.assert_array_equal(_np(om.predict(autodiff.tensor(x.astype(dtype)))),
+                                  _np(tm.predict(torch.tensor(x.astype(dtype)))))
+    with pytest.raises(RuntimeError, match="Target values"):
+        om(autodiff.tensor(x.astype(dtype)), autodiff.tensor(np.array([0, 1, 2, 3, 4, 5, 10])))
