@@ -5,6 +5,7 @@ from .convert_parameters import parameters_to_vector, vector_to_parameters
 from . import prune  # noqa: E402 - pruning (nn/utils/prune.py)
 from . import rnn  # noqa: E402 - PackedSequence, pack/pad helpers (nn/utils/rnn.py)
 from . import parametrize, parametrizations, stateless  # noqa: E402
+from .init import skip_init  # noqa: E402
 from .weight_norm import remove_weight_norm, weight_norm  # noqa: E402
 from .fusion import fuse_conv_bn_eval, fuse_conv_bn_weights, fuse_linear_bn_eval, fuse_linear_bn_weights  # noqa: E402
 

@@ -1668,3 +1668,14 @@ def test_adaptive_log_softmax_matches_torch(dtype):
                                   _np(tm.predict(torch.tensor(x.astype(dtype)))))
     with pytest.raises(RuntimeError, match="Target values"):
         om(autodiff.tensor(x.astype(dtype)), autodiff.tensor(np.array([0, 1, 2, 3, 4, 5, 10])))
+
+
+def test_skip_init_as_torch():
+    m = nn.utils.skip_init(nn.Linear, 3, 4, bias=False)
+    t = torch.nn.utils.skip_init(tnn.Linear, 3, 4, bias=False)
+    assert str(m) == str(t) and tuple(m.weight.shape) == tuple(t.weight.shape)
+    assert "reset_parameters" in nn.Linear.__dict__ and "reset_parameters" not in nn.Conv2d.__dict__
+    nn.utils.skip_init(nn.Conv2d, 2, 3, 3)
+    assert "reset_parameters" not in nn.Conv2d.__dict__  # the class is left as it was
+    with pytest.raises(RuntimeError, match="device"):
+        nn.utils.skip_init(nn.ReLU)
