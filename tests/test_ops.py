@@ -25,7 +25,7 @@ def _tensors(sample, device, requires_grad=False, noncontig=False):
         if isinstance(a, np.ndarray):
             if noncontig and a.size > 1:
                 big = ad.tensor(np.stack([a, np.zeros_like(a)], axis=-1), device=device)
-                t = ad.tensor(big.data[..., 0])  # a strided view on the same device
+                t = ad.as_tensor(big.data[..., 0])  # a strided view on the same device (tensor() copies)
                 assert not t.data.flags.c_contiguous
             else:
                 t = ad.tensor(a, device=device)
