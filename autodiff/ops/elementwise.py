@@ -989,6 +989,11 @@ def _coerce_scalar(v, like):
 
 def nonzero(x, as_tuple=False):
     xp = _xp_of(x)
+    if x.data.ndim == 0:  # as PyTorch: (1, 0) / (0, 0) indices, or one index array as a tuple
+        k = int(bool(x.data))
+        if as_tuple:
+            return (_new_tensor(xp.zeros((k,), dtype=np.int64)),)
+        return _new_tensor(xp.zeros((k, 0), dtype=np.int64))
     idx = xp.nonzero(x.data)
     if as_tuple:
         return tuple(_new_tensor(i.astype(np.int64)) for i in idx)

@@ -268,6 +268,10 @@ def _full_index(xp, index, axis):
 
 
 def gather(x, dim, index):
+    if x.data.ndim == 0:  # a 0-d input with a 0-d (or one-element) index, as PyTorch
+        _wrap_dim(dim, 0, "gather")
+        idx = index if isinstance(index, Tensor) else Tensor(np.asarray(index))
+        return gather(x.reshape(1), 0, idx.reshape(-1)).reshape(idx.shape)
     axis = _wrap_dim(dim, x.data.ndim, "gather")
     idx = index.data if isinstance(index, Tensor) else index
     if idx.dtype.kind not in "iu":
@@ -343,6 +347,9 @@ def scatter_add(x, dim, index, src):
 
 
 def index_select(x, dim, index):
+    if x.data.ndim == 0:  # a 0-d input: its element (0-d result), as PyTorch
+        _wrap_dim(dim, 0, "index_select")
+        return index_select(x.reshape(1), 0, index).reshape(())
     axis = _wrap_dim(dim, x.data.ndim, "index_select")
     idx = index.data if isinstance(index, Tensor) else np.asarray(index)
     if idx.ndim > 1:

@@ -274,9 +274,8 @@ def prod(x, dim=None, keepdim=False, dtype=None):
         x = cast(x, normalize_dtype(dtype))
     elif x.data.dtype.kind in "biu" and x.data.dtype != np.int64:
         x = cast(x, np.dtype(np.int64))
-    axis = None if dim is None else normalize_dims(dim, x.data.ndim, "prod")[0]
-    if x.data.ndim == 0:
-        axis = None
+    axes = None if dim is None else normalize_dims(dim, x.data.ndim, "prod")
+    axis = axes[0] if axes else None  # (a 0-d tensor: its single element)
     return Prod.apply(x, axis=axis, keepdim=keepdim)
 
 
@@ -360,6 +359,9 @@ def argmax(x, dim=None, keepdim=False):
     if dim is None:
         out = xp.argmax(x.data.reshape(-1))
         return _new_tensor(xp.asarray(out, dtype=np.int64).reshape((1,) * x.data.ndim if keepdim else ()))
+    if x.data.ndim == 0:  # dim 0 / -1 of a 0-d tensor: index 0, as PyTorch
+        normalize_dims(dim, 0, "argmax")
+        return _new_tensor(xp.zeros((), dtype=np.int64))
     (axis,) = normalize_dims(dim, x.data.ndim, "argmax")
     return _new_tensor(xp.asarray(xp.argmax(x.data, axis=axis, keepdims=keepdim)).astype(np.int64))
 
@@ -369,6 +371,9 @@ def argmin(x, dim=None, keepdim=False):
     if dim is None:
         out = xp.argmin(x.data.reshape(-1))
         return _new_tensor(xp.asarray(out, dtype=np.int64).reshape((1,) * x.data.ndim if keepdim else ()))
+    if x.data.ndim == 0:  # dim 0 / -1 of a 0-d tensor: index 0, as PyTorch
+        normalize_dims(dim, 0, "argmin")
+        return _new_tensor(xp.zeros((), dtype=np.int64))
     (axis,) = normalize_dims(dim, x.data.ndim, "argmin")
     return _new_tensor(xp.asarray(xp.argmin(x.data, axis=axis, keepdims=keepdim)).astype(np.int64))
 
@@ -490,7 +495,8 @@ class NormP(Function):
 def cumsum(x, dim, dtype=None):
     """Cumulative sum along `dim`; integer and bool tensors accumulate in int64 (as PyTorch) unless
     `dtype` is given."""
-    (axis,) = normalize_dims(dim, x.data.ndim, "cumsum")
+    axes = normalize_dims(dim, x.data.ndim, "cumsum")
+    axis = axes[0] if axes else 0
     if dtype is not None:
         x = cast(x, normalize_dtype(dtype))
     elif x.data.dtype.kind in "biu" and x.data.dtype != np.int64:
@@ -518,10 +524,11 @@ TopKResult = collections.namedtuple("topk", ["values", "indices"])
 
 def argsort(x, dim=-1, descending=False, stable=False):
     """Indices that sort `x` along `dim` (int64). Ties keep their order (a stable sort)."""
-    (axis,) = normalize_dims(dim, x.data.ndim, "argsort")
     xp = _xp_of(x)
     if x.data.ndim == 0:
+        normalize_dims(dim, 0, "argsort")
         return _new_tensor(xp.zeros((), dtype=np.int64))
+    (axis,) = normalize_dims(dim, x.data.ndim, "argsort")
     d = x.data
     key = -(d.astype(np.int64) if d.dtype.kind in "bu" else d) if descending else d  # ties keep order
     idx = _stable_argsort(xp, key, axis)
@@ -552,7 +559,8 @@ def sort(x, dim=-1, descending=False, stable=False):
 
 def topk(x, k, dim=-1, largest=True, sorted=True):
     """The k largest (or smallest) elements along `dim` as (values, indices); values differentiable."""
-    (axis,) = normalize_dims(dim, x.data.ndim, "topk")
+    axes = normalize_dims(dim, x.data.ndim, "topk")
+    axis = axes[0] if axes else 0
     n = x.data.shape[axis] if x.data.ndim else 1
     if not 0 <= k <= n:
         raise RuntimeError(f"topk: k ({k}) out of range for dimension {axis} of size {n} (shape {tuple(x.shape)})")
@@ -686,7 +694,8 @@ class CumProd(Function):
 
 def cumprod(x, dim, dtype=None):
     """Cumulative product along `dim`; integer and bool tensors multiply in int64 (as PyTorch)."""
-    (axis,) = normalize_dims(dim, x.data.ndim, "cumprod")
+    axes = normalize_dims(dim, x.data.ndim, "cumprod")
+    axis = axes[0] if axes else 0
     if dtype is not None:
         x = cast(x, normalize_dtype(dtype))
     elif x.data.dtype.kind in "biu" and x.data.dtype != np.int64:

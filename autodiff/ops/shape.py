@@ -441,6 +441,8 @@ class Flip(Function):
 def flip(x, dims):
     dims = (dims,) if isinstance(dims, int) else tuple(dims)
     axes = tuple(_wrap_dim(d, x.data.ndim, "flip") for d in dims)
+    if x.data.ndim == 0:
+        return clone(x)
     return Flip.apply(x, axes=axes)
 
 

@@ -1497,3 +1497,15 @@ def test_tensor_copies_as_tensor_shares():
         d = lib.tensor(s) if lib is ad else s.clone()
         d[0] = 3.0
         assert s.tolist() == [1.0, 1.0]
+
+
+ZERO_D = ["x.flatten()", "x.unsqueeze(0)", "x.squeeze(0)", "x.expand(3)", "x.sum(0)", "x.mean(-1)", "x.max(0)",
+          "x.argmax(0)", "x.argmin(-1)", "x.cumsum(0)", "x.cumprod(0)", "x.softmax(0)", "x.norm()", "x.t()",
+          "m.stack([x, x])", "x[None]", "x[...]", "x.flip(0)", "x.topk(1)", "x.sort()", "x.argsort()", "x.prod(0)",
+          "x.logsumexp(0)", "x.nonzero()", "x.nonzero(as_tuple=True)", "x.gather(0, m.tensor(0))",
+          "x.index_select(0, m.tensor([0]))", "x.kthvalue(1)", "x.median()", "x.var(0)", "x.expand_as(m.ones(2))"]
+
+
+@pytest.mark.parametrize("expr", ZERO_D)
+def test_zero_dim(expr):
+    check(lambda m, x: eval(expr), np.array(2.5))
