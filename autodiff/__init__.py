@@ -54,6 +54,7 @@ from .tensor import set_printoptions
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .serialization import load, save
 from . import amp  # noqa: E402
+from .amp import autocast  # noqa: E402  (torch.autocast)
 from . import cuda  # noqa: E402  (the torch.cuda-like namespace; imports no CuPy)
 from .checkpoint import checkpoint  # noqa: E402
 from .anomaly import detect_anomaly, is_anomaly_enabled, set_detect_anomaly  # noqa: E402

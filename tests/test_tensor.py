@@ -265,3 +265,8 @@ def test_misc_pytorch_api(device):
     assert v.tolist() == [3.0, 2.0, 1.0, 1.0] and i.tolist() == [0, 2, 1, 3]  # stable among ties
     if hasattr(ad.Tensor, "softmax"):
         np.testing.assert_allclose(to_numpy(x.softmax(1).sum(1)), [1.0, 1.0], rtol=1e-6)
+
+
+def test_autocast_is_exported_like_torch_autocast():
+    import autodiff as ad
+    assert ad.autocast is ad.amp.autocast

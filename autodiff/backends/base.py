@@ -79,6 +79,20 @@ class Backend:
             import math
             return np.vectorize(math.erf, otypes=[x.dtype])(x)
 
+    def gelu(self, x, approximate="none"):
+        """GELU forward, exact (erf) or tanh approximation; one fused kernel on CUDA."""
+        if approximate == "tanh":
+            inner = 0.7978845608028654 * (x + 0.044715 * x * x * x)
+            return (0.5 * x * (1 + self.xp.tanh(inner))).astype(x.dtype, copy=False)
+        return (0.5 * x * (1 + self.erf(x * 0.7071067811865476))).astype(x.dtype, copy=False)
+
+    def silu(self, x):
+        """x * sigmoid(x), with exp of non-positive numbers only (stable); one fused kernel on CUDA."""
+        xp = self.xp
+        e = xp.exp(-xp.abs(x))
+        s = xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        return (x * s).astype(x.dtype, copy=False)
+
     # ------------------------------------------------------------------ indexing kernels
     def index_add(self, shape, dtype, index, values):
         """Zeros of `shape` with `values` accumulated at `index` (repeated indices add up).

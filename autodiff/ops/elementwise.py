@@ -759,12 +759,8 @@ class Gelu(Function):
 
     @staticmethod
     def forward(ctx, a, approximate):
-        xp = ctx.backend.xp
         ctx.approximate = approximate
-        if approximate == "tanh":
-            return (0.5 * a * (1 + xp.tanh(_SQRT_2_OVER_PI * (a + 0.044715 * a * a * a)))).astype(a.dtype,
-                                                                                                 copy=False)
-        return (0.5 * a * (1 + ctx.backend.erf(a * _INV_SQRT_2))).astype(a.dtype, copy=False)
+        return ctx.backend.gelu(a, approximate)
 
     @staticmethod
     def backward(ctx, g):
@@ -791,7 +787,7 @@ class Silu(Function):
 
     @staticmethod
     def forward(ctx, a):
-        return a * _sigmoid_fwd(ctx.backend.xp, a)
+        return ctx.backend.silu(a)
 
     @staticmethod
     def backward(ctx, g):
