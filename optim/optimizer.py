@@ -399,3 +399,57 @@ def _lerp_(xp, a, b, w):
         a += w * (b - a)
     else:
         a[...] = b - (b - a) * (1 - w)
+
+
+# ---------------------------------------------------------------------- the per-parameter loop, once
+def _init_state(st, p, zeros=(), step=True, **scalars):
+    """Lazily fill parameter p's state dict `st`, in PyTorch's key order.
+
+    When `st` is empty: 'step' (unless step=False), then each keyword of `scalars` ({key: initial
+    value}), all 0-d CPU scalars like `_new_step`. Then every buffer named in `zeros` that is missing
+    (also in a non-empty state: e.g. RMSprop's 'momentum_buffer' once momentum is turned on) is
+    created as zeros like p. Returns `st`."""
+    if not st:
+        if step:
+            st["step"] = _new_step()
+        for k, v in scalars.items():
+            st[k] = _new_step(v)
+    for k in zeros:
+        if k not in st:
+            st[k] = _zeros_like(p)
+    return st
+
+
+def _params_with_grad(opt, group, zeros=(), *, step=True, scalars=None, maximize=True, weight_decay=None):
+    """Yield `(p, pa, g, st, xp)` for each parameter p of `group` that has a gradient.
+
+    pa is p's array (updated in place by the caller), g the gradient's array, st p's state
+    (initialised by `_init_state(st, p, zeros, step, **scalars)`) and xp p's array module. Before the
+    yield, in this order: g is negated when maximize=True and the group has 'maximize' set (pass
+    maximize=False when the update handles it itself); then weight decay with the group's
+    'weight_decay' wd != 0: "l2" makes `g = g + wd * pa` (a new array: the stored gradient is not
+    touched), "decoupled" makes `pa *= 1 - lr * wd`, None leaves it to the caller. After the caller's
+    loop body, p's version counter is bumped (the body modified pa in place)."""
+    state = opt.state
+    negate = maximize and group.get("maximize", False)
+    wd = group.get("weight_decay", 0) if weight_decay is not None else 0
+    if weight_decay not in (None, "l2", "decoupled"):
+        raise ValueError(f"_params_with_grad: weight_decay must be None, 'l2' or 'decoupled', got {weight_decay!r}")
+    decay = 1 - _value(group["lr"]) * wd if (wd != 0 and weight_decay == "decoupled") else None
+    scalars = scalars or {}
+    for p in group["params"]:
+        grad = p.grad
+        if grad is None:
+            continue
+        pa = p.data
+        st = _init_state(state[p], p, zeros, step, **scalars)
+        g = grad.data
+        if negate:
+            g = -g
+        if wd != 0:
+            if decay is None:
+                g = g + wd * pa
+            else:
+                pa *= decay
+        yield p, pa, g, st, backend_of(pa).xp
+        p._vc[0] += 1
