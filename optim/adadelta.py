@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 from autodiff.autograd import no_grad
-from autodiff.backends import backend_of
 
-from .optimizer import Optimizer, _arr, _check_common, _closure_loss, _incr, _new_step, _value, _zeros_like
+from .optimizer import Optimizer, _arr, _check_common, _closure_loss, _incr, _params_with_grad, _value
 
 __all__ = ["Adadelta"]
 
@@ -34,27 +33,10 @@ class Adadelta(Optimizer):
         loss = _closure_loss(closure)
         with no_grad():
             for group in self.param_groups:
-                lr = _value(group["lr"])
-                rho = group["rho"]
-                eps = group["eps"]
-                wd = group["weight_decay"]
-                maximize = group["maximize"]
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    pa = p.data
-                    g = p.grad.data
-                    st = self.state[p]
-                    if len(st) == 0:
-                        st["step"] = _new_step()
-                        st["square_avg"] = _zeros_like(p)
-                        st["acc_delta"] = _zeros_like(p)
+                lr, rho, eps = _value(group["lr"]), group["rho"], group["eps"]
+                for _, pa, g, st, xp in _params_with_grad(self, group, ("square_avg", "acc_delta"),
+                                                          weight_decay="l2"):
                     _incr(st["step"])
-                    xp = backend_of(pa).xp
-                    if maximize:
-                        g = -g
-                    if wd != 0:
-                        g = g + wd * pa
                     sq = _arr(st["square_avg"], pa)
                     acc = _arr(st["acc_delta"], pa)
                     sq *= rho
@@ -67,5 +49,4 @@ class Adadelta(Optimizer):
                     acc += (1 - rho) * (delta * delta)
                     delta *= lr
                     pa -= delta
-                    p._vc[0] += 1
         return loss

@@ -6,9 +6,8 @@ import math
 import numpy as np
 
 from autodiff.autograd import _new_tensor, no_grad
-from autodiff.backends import backend_of
 
-from .optimizer import Optimizer, _arr, _closure_loss, _incr, _lerp_, _new_step, _value
+from .optimizer import Optimizer, _arr, _closure_loss, _incr, _lerp_, _params_with_grad, _value
 
 __all__ = ["Adafactor"]
 
@@ -50,22 +49,14 @@ class Adafactor(Optimizer):
                 lr = _value(group["lr"])
                 eps1, eps2 = group["eps"]
                 d, wd, decay = group["d"], group["weight_decay"], group["beta2_decay"]
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    pa = p.data
-                    g = p.grad.data
-                    xp = backend_of(pa).xp
-                    st = self.state[p]
-                    if len(st) == 0:
-                        st["step"] = _new_step()
+                # weight decay is applied below, after alpha has read RMS(p)
+                for _, pa, g, st, xp in _params_with_grad(self, group):
+                    if "row_var" not in st and "variance" not in st:
                         if g.ndim > 1:
                             st["row_var"] = _new_tensor(xp.zeros(g.shape[:-1] + (1,), dtype=g.dtype))
                             st["col_var"] = _new_tensor(xp.zeros(g.shape[:-2] + (1,) + g.shape[-1:], dtype=g.dtype))
                         else:
                             st["variance"] = _new_tensor(xp.zeros_like(g))
-                    if group["maximize"]:
-                        g = -g
                     e1 = float(np.finfo(pa.dtype).eps) if eps1 is None else eps1
                     step = _incr(st["step"])
                     one_minus_beta2 = step ** decay
@@ -87,5 +78,4 @@ class Adafactor(Optimizer):
                     upd *= g
                     denom = max(1.0, float(xp.sqrt((upd.astype(np.float64) ** 2).sum())) / (math.sqrt(upd.size) * d))
                     pa -= (alpha / denom) * upd
-                    p._vc[0] += 1
         return loss

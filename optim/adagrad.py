@@ -4,7 +4,7 @@ from __future__ import annotations
 from autodiff.autograd import _new_tensor, no_grad
 from autodiff.backends import backend_of
 
-from .optimizer import Optimizer, _arr, _check_common, _closure_loss, _incr, _new_step, _value
+from .optimizer import Optimizer, _arr, _check_common, _closure_loss, _incr, _new_step, _params_with_grad, _value
 
 __all__ = ["Adagrad"]
 
@@ -44,26 +44,12 @@ class Adagrad(Optimizer):
         loss = _closure_loss(closure)
         with no_grad():
             for group in self.param_groups:
-                lr = _value(group["lr"])
-                lr_decay = group["lr_decay"]
-                wd = group["weight_decay"]
-                eps = group["eps"]
-                maximize = group["maximize"]
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    pa = p.data
-                    g = p.grad.data
-                    st = self.state[p]
+                lr, lr_decay, eps = _value(group["lr"]), group["lr_decay"], group["eps"]
+                for p, pa, g, st, xp in _params_with_grad(self, group, step=False, weight_decay="l2"):
                     if "sum" not in st:
                         st = self._init_state(p, group["initial_accumulator_value"])
                     step = _incr(st["step"])
                     s = _arr(st["sum"], pa)
-                    xp = backend_of(pa).xp
-                    if maximize:
-                        g = -g
-                    if wd != 0:
-                        g = g + wd * pa
                     clr = lr / (1 + (step - 1) * lr_decay)
                     s += g * g
                     std = xp.sqrt(s)
@@ -71,5 +57,4 @@ class Adagrad(Optimizer):
                     t = clr * g  # PyTorch's addcdiv order: p + (value * g) / std
                     t /= std
                     pa -= t
-                    p._vc[0] += 1
         return loss

@@ -4,7 +4,7 @@ from __future__ import annotations
 from autodiff.autograd import no_grad
 from autodiff.backends import backend_of
 
-from .optimizer import Optimizer, _arr, _check_common, _closure_loss, _incr, _new_step, _value, _zeros_like
+from .optimizer import Optimizer, _arr, _check_common, _closure_loss, _incr, _params_with_grad, _value
 
 __all__ = ["Adam"]
 
@@ -19,26 +19,13 @@ def _adam_step(opt):
         amsgrad = group["amsgrad"]
         maximize = group["maximize"]
         dec = group.get("decoupled_weight_decay", False)
-        state = opt.state
-        for p in group["params"]:
-            g = p.grad
-            if g is None:
-                continue
-            pa = p.data
-            st = state[p]
-            if len(st) == 0:
-                st["step"] = _new_step()
-                st["exp_avg"] = _zeros_like(p)
-                st["exp_avg_sq"] = _zeros_like(p)
-                if amsgrad:
-                    st["max_exp_avg_sq"] = _zeros_like(p)
-            elif amsgrad and "max_exp_avg_sq" not in st:
-                st["max_exp_avg_sq"] = _zeros_like(p)
+        zeros = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if amsgrad else ("exp_avg", "exp_avg_sq")
+        # maximize and weight decay run inside the kernel
+        for _, pa, g, st, _ in _params_with_grad(opt, group, zeros, maximize=False):
             step = _incr(st["step"])
             vmax = _arr(st["max_exp_avg_sq"], pa) if amsgrad else None
-            backend_of(pa).adam_step_(pa, g.data, _arr(st["exp_avg"], pa), _arr(st["exp_avg_sq"], pa), vmax,
+            backend_of(pa).adam_step_(pa, g, _arr(st["exp_avg"], pa), _arr(st["exp_avg_sq"], pa), vmax,
                                       step, lr, beta1, beta2, eps, wd, amsgrad, maximize, dec)
-            p._vc[0] += 1
 
 
 class Adam(Optimizer):

@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 from autodiff.autograd import no_grad
-from autodiff.backends import backend_of
 
-from .optimizer import (Optimizer, _arr, _check_common, _closure_loss, _incr, _lerp_, _new_step, _value,
-                        _zeros_like)
+from .optimizer import Optimizer, _arr, _check_common, _closure_loss, _incr, _lerp_, _params_with_grad, _value
 
 __all__ = ["Adamax"]
 
@@ -35,24 +33,8 @@ class Adamax(Optimizer):
                 lr = _value(group["lr"])
                 beta1, beta2 = group["betas"]
                 eps = group["eps"]
-                wd = group["weight_decay"]
-                maximize = group["maximize"]
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    pa = p.data
-                    g = p.grad.data
-                    st = self.state[p]
-                    if len(st) == 0:
-                        st["step"] = _new_step()
-                        st["exp_avg"] = _zeros_like(p)
-                        st["exp_inf"] = _zeros_like(p)
+                for _, pa, g, st, xp in _params_with_grad(self, group, ("exp_avg", "exp_inf"), weight_decay="l2"):
                     step = _incr(st["step"])
-                    xp = backend_of(pa).xp
-                    if maximize:
-                        g = -g
-                    if wd != 0:
-                        g = g + wd * pa
                     m = _arr(st["exp_avg"], pa)
                     u = _arr(st["exp_inf"], pa)
                     _lerp_(xp, m, g, 1 - beta1)
@@ -64,5 +46,4 @@ class Adamax(Optimizer):
                     t = m / u
                     t *= clr
                     pa -= t
-                    p._vc[0] += 1
         return loss

@@ -1,12 +1,9 @@
 """ASGD: averaged stochastic gradient descent (PyTorch's algorithm)."""
 from __future__ import annotations
 
-import numpy as np
+from autodiff.autograd import no_grad
 
-from autodiff.autograd import _new_tensor, no_grad
-
-from .optimizer import Optimizer, _arr, _check_common, _closure_loss, _incr, _new_step, _scalar_dtype, _value, \
-    _zeros_like
+from .optimizer import Optimizer, _arr, _check_common, _closure_loss, _incr, _params_with_grad, _value
 
 __all__ = ["ASGD"]
 
@@ -33,23 +30,10 @@ class ASGD(Optimizer):
         with no_grad():
             for group in self.param_groups:
                 lr = _value(group["lr"])
-                lambd, alpha, t0, wd = group["lambd"], group["alpha"], group["t0"], group["weight_decay"]
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    pa = p.data
-                    g = p.grad.data
-                    st = self.state[p]
-                    if len(st) == 0:
-                        st["step"] = _new_step()
-                        st["eta"] = _new_tensor(np.full((), lr, dtype=_scalar_dtype()))
-                        st["mu"] = _new_tensor(np.ones((), dtype=_scalar_dtype()))
-                        st["ax"] = _zeros_like(p)
+                lambd, alpha, t0 = group["lambd"], group["alpha"], group["t0"]
+                for _, pa, g, st, _ in _params_with_grad(self, group, ("ax",), scalars={"eta": lr, "mu": 1.0},
+                                                         weight_decay="l2"):
                     step = _incr(st["step"])
-                    if group["maximize"]:
-                        g = -g
-                    if wd != 0:
-                        g = g + wd * pa
                     eta = float(st["eta"].data)
                     pa *= 1 - lambd * eta
                     pa -= eta * g
@@ -61,5 +45,4 @@ class ASGD(Optimizer):
                         ax[...] = pa
                     st["eta"].data[...] = lr / ((1 + lambd * lr * step) ** alpha)
                     st["mu"].data[...] = 1 / max(1, step - t0)
-                    p._vc[0] += 1
         return loss

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 from autodiff.autograd import no_grad
-from autodiff.backends import backend_of
 
-from .optimizer import Optimizer, _arr, _check_common, _closure_loss, _value, _zeros_like
+from .optimizer import Optimizer, _arr, _check_common, _closure_loss, _params_with_grad, _value
 
 __all__ = ["Lion"]
 
@@ -33,26 +32,12 @@ class Lion(Optimizer):
             for group in self.param_groups:
                 lr = _value(group["lr"])
                 beta1, beta2 = group["betas"]
-                wd = group["weight_decay"]
-                maximize = group["maximize"]
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    pa = p.data
-                    g = p.grad.data
-                    st = self.state[p]
-                    if len(st) == 0:
-                        st["exp_avg"] = _zeros_like(p)
-                    xp = backend_of(pa).xp
-                    if maximize:
-                        g = -g
+                for _, pa, g, st, xp in _params_with_grad(self, group, ("exp_avg",), step=False,
+                                                          weight_decay="decoupled"):
                     m = _arr(st["exp_avg"], pa)
-                    if wd != 0:
-                        pa *= 1 - lr * wd
                     u = xp.sign(m * beta1 + (1 - beta1) * g)
                     u *= lr
                     pa -= u
                     m *= beta2
                     m += (1 - beta2) * g
-                    p._vc[0] += 1
         return loss

@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 from autodiff.autograd import no_grad
-from autodiff.backends import backend_of
 
-from .optimizer import (Optimizer, _arr, _check_common, _closure_loss, _incr, _lerp_, _new_step, _value,
-                        _zeros_like)
+from .optimizer import Optimizer, _arr, _check_common, _closure_loss, _incr, _lerp_, _params_with_grad, _value
 
 __all__ = ["NAdam"]
 
@@ -44,31 +42,12 @@ class NAdam(Optimizer):
                 lr = _value(group["lr"])
                 beta1, beta2 = group["betas"]
                 eps = group["eps"]
-                wd = group["weight_decay"]
                 psi = group["momentum_decay"]
-                decoupled = group["decoupled_weight_decay"]
-                maximize = group["maximize"]
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    pa = p.data
-                    g = p.grad.data
-                    st = self.state[p]
-                    if len(st) == 0:
-                        st["step"] = _new_step()
-                        st["mu_product"] = _new_step(1.0)
-                        st["exp_avg"] = _zeros_like(p)
-                        st["exp_avg_sq"] = _zeros_like(p)
+                wd_mode = "decoupled" if group["decoupled_weight_decay"] else "l2"
+                for _, pa, g, st, xp in _params_with_grad(self, group, ("exp_avg", "exp_avg_sq"),
+                                                          scalars={"mu_product": 1.0}, weight_decay=wd_mode):
                     step = _incr(st["step"])
-                    xp = backend_of(pa).xp
-                    if maximize:
-                        g = -g
                     bc2 = 1 - beta2 ** step
-                    if wd != 0:
-                        if decoupled:
-                            pa *= 1 - lr * wd
-                        else:
-                            g = g + wd * pa
                     mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * psi)))
                     mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * psi)))
                     mp = st["mu_product"]
@@ -89,5 +68,4 @@ class NAdam(Optimizer):
                     t = m / denom
                     t *= lr * mu_next / (1.0 - mu_product_next)
                     pa -= t
-                    p._vc[0] += 1
         return loss

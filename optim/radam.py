@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 from autodiff.autograd import no_grad
-from autodiff.backends import backend_of
 
-from .optimizer import (Optimizer, _arr, _check_common, _closure_loss, _incr, _lerp_, _new_step, _value,
-                        _zeros_like)
+from .optimizer import Optimizer, _arr, _check_common, _closure_loss, _incr, _lerp_, _params_with_grad, _value
 
 __all__ = ["RAdam"]
 
@@ -40,29 +38,11 @@ class RAdam(Optimizer):
                 lr = _value(group["lr"])
                 beta1, beta2 = group["betas"]
                 eps = group["eps"]
-                wd = group["weight_decay"]
-                decoupled = group["decoupled_weight_decay"]
-                maximize = group["maximize"]
+                wd_mode = "decoupled" if group["decoupled_weight_decay"] else "l2"
                 rho_inf = 2 / (1 - beta2) - 1
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    pa = p.data
-                    g = p.grad.data
-                    st = self.state[p]
-                    if len(st) == 0:
-                        st["step"] = _new_step()
-                        st["exp_avg"] = _zeros_like(p)
-                        st["exp_avg_sq"] = _zeros_like(p)
+                for _, pa, g, st, xp in _params_with_grad(self, group, ("exp_avg", "exp_avg_sq"),
+                                                          weight_decay=wd_mode):
                     step = _incr(st["step"])
-                    xp = backend_of(pa).xp
-                    if maximize:
-                        g = -g
-                    if wd != 0:
-                        if decoupled:
-                            pa *= 1 - lr * wd
-                        else:
-                            g = g + wd * pa
                     m = _arr(st["exp_avg"], pa)
                     v = _arr(st["exp_avg_sq"], pa)
                     _lerp_(xp, m, g, 1 - beta1)
@@ -80,5 +60,4 @@ class RAdam(Optimizer):
                         upd *= (bc2 ** 0.5) / s
                         upd *= rect
                     pa -= upd
-                    p._vc[0] += 1
         return loss

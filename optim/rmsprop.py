@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 from autodiff.autograd import no_grad
-from autodiff.backends import backend_of
 
-from .optimizer import (Optimizer, _arr, _check_common, _closure_loss, _incr, _lerp_, _new_step, _value,
-                        _zeros_like)
+from .optimizer import Optimizer, _arr, _check_common, _closure_loss, _incr, _lerp_, _params_with_grad, _value
 
 __all__ = ["RMSprop"]
 
@@ -42,29 +40,13 @@ class RMSprop(Optimizer):
                 lr = _value(group["lr"])
                 alpha = group["alpha"]
                 eps = group["eps"]
-                wd = group["weight_decay"]
                 momentum = group["momentum"]
                 centered = group["centered"]
-                maximize = group["maximize"]
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    pa = p.data
-                    g = p.grad.data
-                    st = self.state[p]
-                    if len(st) == 0:
-                        st["step"] = _new_step()
-                        st["square_avg"] = _zeros_like(p)
-                    if momentum > 0 and "momentum_buffer" not in st:
-                        st["momentum_buffer"] = _zeros_like(p)
-                    if centered and "grad_avg" not in st:
-                        st["grad_avg"] = _zeros_like(p)
+                # momentum_buffer / grad_avg are also created when turned on after the first step
+                zeros = ("square_avg",) + (("momentum_buffer",) if momentum > 0 else ()) + \
+                    (("grad_avg",) if centered else ())
+                for _, pa, g, st, xp in _params_with_grad(self, group, zeros, weight_decay="l2"):
                     _incr(st["step"])
-                    xp = backend_of(pa).xp
-                    if maximize:
-                        g = -g
-                    if wd != 0:
-                        g = g + wd * pa
                     sq = _arr(st["square_avg"], pa)
                     sq *= alpha
                     sq += (1 - alpha) * (g * g)
@@ -84,5 +66,4 @@ class RMSprop(Optimizer):
                         t = g / avg
                         t *= lr
                         pa -= t
-                    p._vc[0] += 1
         return loss

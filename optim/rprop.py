@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 from autodiff.autograd import _new_tensor, no_grad
-from autodiff.backends import backend_of
 
-from .optimizer import Optimizer, _arr, _check_common, _closure_loss, _incr, _new_step, _value, _zeros_like
+from .optimizer import Optimizer, _arr, _check_common, _closure_loss, _incr, _params_with_grad, _value
 
 __all__ = ["Rprop"]
 
@@ -33,20 +32,10 @@ class Rprop(Optimizer):
             for group in self.param_groups:
                 etaminus, etaplus = group["etas"]
                 smin, smax = group["step_sizes"]
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    pa = p.data
-                    g = p.grad.data
-                    xp = backend_of(pa).xp
-                    st = self.state[p]
-                    if len(st) == 0:
-                        st["step"] = _new_step()
-                        st["prev"] = _zeros_like(p)
+                for _, pa, g, st, xp in _params_with_grad(self, group, ("prev",)):
+                    if "step_size" not in st:
                         st["step_size"] = _new_tensor(xp.full(g.shape, _value(group["lr"]), dtype=g.dtype))
                     _incr(st["step"])
-                    if group["maximize"]:
-                        g = -g
                     prev = _arr(st["prev"], pa)
                     ss = _arr(st["step_size"], pa)
                     s = xp.sign(g * prev)
@@ -57,5 +46,4 @@ class Rprop(Optimizer):
                     g = xp.where(s < 0, xp.zeros((), dtype=g.dtype), g)
                     pa -= xp.sign(g) * ss
                     prev[...] = g
-                    p._vc[0] += 1
         return loss
