@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 import autodiff
+from autodiff import amp as _amp
 from autodiff import autograd
 from autodiff.autograd import _new_tensor
 from autodiff.backends import backend_of
@@ -560,11 +561,36 @@ def _weight_array(weight, c, like, name):
     return w.astype(like.dtype, copy=False)
 
 
+# integer dtype -> the unsigned dtype of its size (cross_entropy's one-reduction class-range check)
+_UNSIGNED = {np.dtype(a): np.dtype(b) for a, b in ((np.int64, np.uint64), (np.int32, np.uint32), (np.int16, np.uint16),
+                                                   (np.int8, np.uint8), (np.uint64, np.uint64), (np.uint32, np.uint32),
+                                                   (np.uint16, np.uint16), (np.uint8, np.uint8))}
+_umax = np.maximum.reduce  # (ndarray.max is a Python wrapper around this)
+
+
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
                   reduction="mean", label_smoothing=0.0):
     """Cross-entropy of logits `input` (C), (N, C) or (N, C, d1, ...) with class indices (int) or class
     probabilities (float, same shape as input). One fused, stable primitive (log-sum-exp): logits of
     +-1e4 give finite loss and gradients."""
+    if (weight is None and label_smoothing == 0.0 and size_average is None and reduce is None
+            and (reduction == "mean" or reduction == "sum") and input.__class__ is Tensor
+            and target.__class__ is Tensor and not _amp._active):
+        # The training hot path, decided without the general path's helpers: CPU (N, C) float logits,
+        # (N,) integer class indices, no ignore_index inside [0, C). The class-range check is ONE
+        # reduction: the targets viewed as unsigned make negatives huge, so max < C covers both ends.
+        # Anything else (or a failing check, to raise its error) takes the general path below.
+        d = input.data
+        t = target.data
+        if (d.__class__ is np.ndarray and t.__class__ is np.ndarray and d.ndim == 2 and t.ndim == 1
+                and d.dtype.kind == "f"):
+            n, c = d.shape
+            ut = _UNSIGNED.get(t.dtype)
+            if (ut is not None and t.shape[0] == n and n and not 0 <= ignore_index < c
+                    and _umax(t.view(ut)) < c):
+                if t.dtype != np.int64:
+                    t = t.astype(np.int64)
+                return N.SoftmaxCrossEntropy.apply(input, target=t, reduction=reduction)
     reduction = _reduction(size_average, reduce, reduction)
     _check_reduction(reduction, "cross_entropy")
     if not 0.0 <= label_smoothing <= 1.0:

@@ -88,6 +88,13 @@ def _is_device_string(s):
         return False
 
 
+# True once any module hook was registered (or a module with hooks was unpickled) in this process:
+# until then Module.__call__ skips the four per-module hook-dict lookups. Hooks are only added through
+# the register_*_hook methods below (other code only reads or deletes entries), so this never misses one.
+_hooks_seen = [False]
+_HOOK_DICTS = ("_forward_pre_hooks", "_forward_hooks", "_backward_hooks", "_backward_pre_hooks")
+
+
 class Module(KerasMixin):
     """Base class of all layers and models. Subclasses call `super().__init__()` first, assign layers
     and Parameters as attributes, and implement `forward`."""
@@ -221,8 +228,9 @@ class Module(KerasMixin):
     # ------------------------------------------------------------------ calling
     def _call_impl(self, *args, **kwargs):
         d = self.__dict__
-        if not (d.get("_forward_pre_hooks") or d.get("_forward_hooks") or d.get("_backward_hooks")
-                or d.get("_backward_pre_hooks")):  # fast path: no hooks
+        if not _hooks_seen[0] or not (d.get("_forward_pre_hooks") or d.get("_forward_hooks")
+                                      or d.get("_backward_hooks") or d.get("_backward_pre_hooks")):
+            # fast path: no hooks (until a hook is registered on any module, one list read decides)
             forward = self.forward
             if forward is None:
                 raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" '
@@ -264,6 +272,7 @@ class Module(KerasMixin):
         (args, kwargs)); runs before forward."""
         h = RemovableHandle(self._forward_pre_hooks)
         self._forward_pre_hooks[h.id] = hook
+        _hooks_seen[0] = True
         if with_kwargs:
             self._forward_pre_hooks_with_kwargs.add(h.id)
         if prepend:
@@ -276,6 +285,7 @@ class Module(KerasMixin):
         that need no gradient). Tensor inputs that need gradients must share one dtype and device."""
         h = RemovableHandle(self._backward_hooks)
         self._backward_hooks[h.id] = hook
+        _hooks_seen[0] = True
         if prepend:
             self._backward_hooks.move_to_end(h.id, last=False)
         return h
@@ -285,6 +295,7 @@ class Module(KerasMixin):
         w.r.t. the module's outputs are computed, before they flow into the module."""
         h = RemovableHandle(self._backward_pre_hooks)
         self._backward_pre_hooks[h.id] = hook
+        _hooks_seen[0] = True
         if prepend:
             self._backward_pre_hooks.move_to_end(h.id, last=False)
         return h
@@ -293,6 +304,7 @@ class Module(KerasMixin):
         """hook(module, args, output) -> None or a replacement output; runs after forward."""
         h = RemovableHandle(self._forward_hooks)
         self._forward_hooks[h.id] = hook
+        _hooks_seen[0] = True
         if with_kwargs:
             self._forward_hooks_with_kwargs.add(h.id)
         if prepend:
@@ -637,6 +649,8 @@ class Module(KerasMixin):
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        if any(state.get(k) for k in _HOOK_DICTS):  # (unpickled in a process that never registered one)
+            _hooks_seen[0] = True
 
 
 def _remove_from(module, name, keep=None):

@@ -1,7 +1,7 @@
 """SGD with momentum, dampening, Nesterov momentum, weight decay and maximize (PyTorch's algorithm)."""
 from __future__ import annotations
 
-from autodiff.autograd import no_grad
+from autodiff.autograd import _mode
 from autodiff.backends import backend_of
 
 from .optimizer import Optimizer, _arr, _check_common, _closure_loss, _value, _zeros_like
@@ -38,7 +38,10 @@ class SGD(Optimizer):
 
     def step(self, closure=None):
         loss = _closure_loss(closure)
-        with no_grad():
+        prev = _mode.enabled  # no_grad without the context-manager object (this runs every step)
+        _mode.enabled = False
+        try:
+            state = self.state
             for group in self.param_groups:
                 lr = _value(group["lr"])
                 momentum = group["momentum"]
@@ -46,22 +49,25 @@ class SGD(Optimizer):
                 nesterov = group["nesterov"]
                 wd = group["weight_decay"]
                 maximize = group["maximize"]
-                state = self.state
+                arr_type = kernel = None  # the backend's sgd_step_ slot, looked up once per array type
                 for p in group["params"]:
                     g = p.grad
                     if g is None:
                         continue
                     pa = p.data
-                    buf = None
-                    first = False
+                    if type(pa) is not arr_type:
+                        arr_type = type(pa)
+                        kernel = backend_of(pa).sgd_step_
                     if momentum != 0:
                         st = state[p]
                         b = st.get("momentum_buffer")
-                        if b is None:
+                        first = b is None
+                        if first:
                             b = st["momentum_buffer"] = _zeros_like(p)
-                            first = True
-                        buf = _arr(b, pa)
-                    backend_of(pa).sgd_step_(pa, g.data, buf, lr, momentum, dampening, nesterov, wd, maximize,
-                                             first)
+                        kernel(pa, g.data, _arr(b, pa), lr, momentum, dampening, nesterov, wd, maximize, first)
+                    else:
+                        kernel(pa, g.data, None, lr, 0, dampening, nesterov, wd, maximize, False)
                     p._vc[0] += 1
+        finally:
+            _mode.enabled = prev
         return loss
