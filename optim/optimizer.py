@@ -437,12 +437,16 @@ def _params_with_grad(opt, group, zeros=(), *, step=True, scalars=None, maximize
         raise ValueError(f"_params_with_grad: weight_decay must be None, 'l2' or 'decoupled', got {weight_decay!r}")
     decay = 1 - _value(group["lr"]) * wd if (wd != 0 and weight_decay == "decoupled") else None
     scalars = scalars or {}
+    keys = frozenset(zeros)
+    xp_type = xp = None
     for p in group["params"]:
         grad = p.grad
         if grad is None:
             continue
         pa = p.data
-        st = _init_state(state[p], p, zeros, step, **scalars)
+        st = state[p]
+        if not st or not keys <= st.keys():
+            _init_state(st, p, zeros, step, **scalars)
         g = grad.data
         if negate:
             g = -g
@@ -451,5 +455,7 @@ def _params_with_grad(opt, group, zeros=(), *, step=True, scalars=None, maximize
                 g = g + wd * pa
             else:
                 pa *= decay
-        yield p, pa, g, st, backend_of(pa).xp
+        if type(pa) is not xp_type:
+            xp_type, xp = type(pa), backend_of(pa).xp
+        yield p, pa, g, st, xp
         p._vc[0] += 1
