@@ -13,17 +13,10 @@ from autodiff.autograd import no_grad
 from autodiff.tensor import Tensor
 
 from .lr_scheduler import LRScheduler, _format_param
+from .optimizer import _lerp_
 
 __all__ = ["AveragedModel", "SWALR", "update_bn", "get_ema_multi_avg_fn", "get_swa_multi_avg_fn", "get_ema_avg_fn",
            "get_swa_avg_fn"]
-
-
-def _lerp_arr(a, b, w):
-    """a.lerp_(b, w) on raw arrays with PyTorch's formula."""
-    if w < 0.5:
-        a += w * (b - a)
-    else:
-        a[...] = b - (b - a) * (1 - w)
 
 
 def get_ema_multi_avg_fn(decay=0.999):
@@ -32,7 +25,7 @@ def get_ema_multi_avg_fn(decay=0.999):
         with no_grad():
             for a, c in zip(ema_param_list, current_param_list):
                 if a.dtype.kind == "f":
-                    _lerp_arr(a.data, c.data, 1 - decay)
+                    _lerp_(None, a.data, c.data, 1 - decay)
                 else:
                     a.data[...] = (a.data * decay + c.data * (1 - decay)).astype(a.dtype)
                 a._vc[0] += 1
@@ -46,7 +39,7 @@ def get_swa_multi_avg_fn():
         with no_grad():
             for a, c in zip(averaged_param_list, current_param_list):
                 if a.dtype.kind == "f":
-                    _lerp_arr(a.data, c.data, 1.0 / (n + 1))
+                    _lerp_(None, a.data, c.data, 1.0 / (n + 1))
                 else:
                     a.data[...] = (a.data + (c.data - a.data) / (n + 1)).astype(a.dtype)
                 a._vc[0] += 1
