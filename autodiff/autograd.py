@@ -478,7 +478,7 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
     raw = not create_graph
     free = not retain_graph
     anomaly = _anomaly_hook
-    ready = [n for n in nodes if n not in deps]
+    ready = [n for n in nodes if n not in deps] if len(nodes) != 1 else [] if nodes[0] in deps else nodes[:]
     prev_mode = _mode.enabled
     _mode.enabled = create_graph
     _depth[0] += 1
@@ -535,6 +535,16 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, al
                     dt = d.dtype
                     if dt is not dtype and dt != dtype:  # (built-in dtypes are singletons: `is` decides)
                         gi = _raw_tensor(d.astype(dtype), d) if raw else gi.to(dtype)
+                    if left is None and raw and eager and ldeps[e] == 1 and not e._hooks and e.grad is None:
+                        # a leaf's only gradient (the usual parameter): finish()'s common case, inline
+                        flags = d.flags
+                        if flags.c_contiguous and getattr(flags, "writeable", True) and e not in leaves:
+                            key = id(d if d.base is None else d.base)
+                            if key not in handed_out:
+                                handed_out.add(key)
+                                ldeps[e] = 0
+                                e.grad = _new_tensor(d)
+                                continue
                     table = leaves if left is None else grads
                     old = table.get(e)
                     if old is None:

@@ -43,7 +43,10 @@ class Linear(Function):
 
     @staticmethod
     def backward(ctx, g):
-        x, w = ctx.saved_tensors
+        saved = ctx.saved  # saved_tensors' checks inlined (hot path); the property raises if they fail
+        if saved is None or saved[0]._vc[0] != ctx.saved_versions[0] or saved[1]._vc[0] != ctx.saved_versions[1]:
+            saved = ctx.saved_tensors
+        x, w = saved
         e = ctx.edges
         gx = gw = gb = None
         if not _mode.enabled:  # (inlined _raw() and _w(): this runs once per layer per step)
@@ -202,7 +205,7 @@ class SoftmaxCrossEntropy(Function):
     def backward(ctx, g):
         n = ctx.target.shape[0]
         red = ctx.reduction
-        if _raw():
+        if not _mode.enabled:  # (_raw() inlined: once per step)
             gd = g.data
             if red != "none":  # the (n,) row gradients, filled (broadcast_to is a slow Python wrapper)
                 rows = ctx.backend.xp.empty((n,), dtype=gd.dtype)

@@ -7,6 +7,7 @@ import autodiff
 from autodiff import amp as _amp
 
 from autodiff.ops.nn import Linear as _LinearFn
+from autodiff.tensor import Tensor as _Tensor
 
 from .. import functional as F
 from .. import init
@@ -51,19 +52,23 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, input):
-        if not isinstance(input, autodiff.Tensor):
+        if input.__class__ is not _Tensor and not isinstance(input, _Tensor):
             raise TypeError(f"{self!r}: input must be a Tensor, got {type(input).__name__}")
         d = input.data
-        if d.ndim == 0 or d.shape[-1] != self.in_features:
-            got = d.shape[-1] if d.ndim else 0
+        shape = d.shape
+        if not shape or shape[-1] != self.in_features:
+            got = shape[-1] if shape else 0
             raise RuntimeError(f"{self!r}: input has {got} features (shape {tuple(input.shape)}), expected "
                                f"{self.in_features}")
         ps = self._parameters  # direct reads: Module.__getattr__ is a slow fallback (hot path)
         w = ps["weight"] if "weight" in ps else self.weight
         b = ps["bias"] if "bias" in ps else self.bias
-        if (d.dtype == w.data.dtype and (b is None or d.dtype == b.data.dtype) and d.dtype.kind == "f"
-                and not _amp._active):
-            return _LinearFn.apply(input, w) if b is None else _LinearFn.apply(input, w, b)  # checks done
+        dt = d.dtype
+        if (dt == w.data.dtype and dt.kind == "f" and not _amp._active):
+            if b is None:
+                return _LinearFn.apply(input, w)
+            if dt == b.data.dtype:
+                return _LinearFn.apply(input, w, b)  # the checks F.linear makes are done
         return F.linear(input, w, b)
 
     def extra_repr(self):
