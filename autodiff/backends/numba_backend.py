@@ -20,6 +20,7 @@ Select it with `autodiff.set_backend("numba")` or AUTODIFF_BACKEND=numba. Thread
 from __future__ import annotations
 
 import os
+import threading
 
 # numba's OpenMP thread pool spins after each parallel kernel by default; on a machine with few
 # cores that spinning steals the CPU from the NumPy/BLAS calls running between kernels (measured:
@@ -105,8 +106,17 @@ class NumbaBackend(NumpyBackend):
         oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
         ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
         cols = np.empty((n, c, kh, kw, oh, ow), dtype=x.dtype)
-        K.im2col(_c(x), kh, kw, sh, sw, ph, pw, dh, dw, cols)
+        self._im2col_into(_c(x), kh, kw, stride, padding, dilation, cols)
         return cols
+
+    @staticmethod
+    def _im2col_into(x, kh, kw, stride, padding, dilation, cols):
+        """The im2col kernel for C-contiguous x into cols (N, C, kh, kw, OH, OW)."""
+        (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+        if sw == 1 and cols.size:
+            K.im2col_w1(x, kh, kw, sh, ph, pw, dh, dw, cols, numba.get_num_threads())
+        else:
+            K.im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, cols)
 
     def col2im(self, cols, x_shape, kh, kw, stride, padding, dilation):
         sh, sw = stride
@@ -224,22 +234,146 @@ class NumbaBackend(NumpyBackend):
              bool(decoupled))
 
     # ------------------------------------------------------------------ convolution and pooling (NCHW)
-    # Convolution itself stays im2col + BLAS GEMM (the base slots, which call the numba im2col/col2im
-    # above). A direct numba convolution was measured 3-15x slower than the GEMM path on LeNet-sized
-    # layers (numba does not vectorise its inner loops well), so it is not used.
+    # Convolution is im2col + BLAS GEMM as in the base slots, but over chunks of the batch whose im2col
+    # matrix fits in the L2 cache (_CONV_CHUNK_BYTES): each chunk's cols are written by the numba
+    # kernel and read by the GEMM while still in cache, instead of a whole-batch matrix (3.6 MB for
+    # x (64, 8, 14, 14), 3x3) that goes out to L3/DRAM and back, twice as slow to write (a 3.6 MB copy
+    # takes 12x the time of a 0.9 MB one on the benchmark machine). The forward does not keep cols
+    # (returns None); the weight gradient recomputes them chunk by chunk, which costs about what
+    # reading a saved whole-batch matrix back from memory does, keeps no 9x-the-input buffer alive
+    # between forward and backward, and makes no fresh multi-MB allocation per step (their page
+    # faults cost more than the convolution itself in a plain training loop: 1.7k faults, +1.5 ms per
+    # step on the benchmark shape). The chunk work buffers are cached per thread (_scratch).
+    # A direct numba convolution was measured 3-15x slower than the GEMM path on LeNet-sized layers
+    # (numba does not vectorise its inner loops well without fastmath), so it is not used.
+    _CONV_CHUNK_BYTES = 1 << 19
+    _SCRATCH_MAX_BYTES = 1 << 23  # larger work buffers are allocated per call, not kept
+
+    def _scratch(self, slot, shape, dtype):
+        """An uninitialised work array of `shape`, reusing this thread's cached buffer for `slot`."""
+        size = 1
+        for s in shape:
+            size *= int(s)
+        dtype = np.dtype(dtype)
+        nbytes = size * dtype.itemsize
+        if nbytes > self._SCRATCH_MAX_BYTES:
+            return np.empty(shape, dtype=dtype)
+        tl = self.__dict__.get("_tls")
+        if tl is None:
+            tl = self.__dict__.setdefault("_tls", threading.local())
+        cache = getattr(tl, "bufs", None)
+        if cache is None:
+            cache = tl.bufs = {}
+        buf = cache.get(slot)
+        if buf is None or buf.nbytes < nbytes:
+            buf = cache[slot] = np.empty(max(nbytes, 1 << 16), dtype=np.uint8)
+        return buf[:nbytes].view(dtype).reshape(shape)
+
+    def _conv_ok(self, x, w, stride, padding, dilation, groups):
+        """Shapes and dtypes the chunked path handles (others go to the base slots, which also raise
+        the errors)."""
+        if (not isinstance(x, np.ndarray) or not isinstance(w, np.ndarray) or x.ndim != 4 or w.ndim != 4
+                or x.dtype not in _FLOATS or w.dtype != x.dtype or groups < 1 or w.shape[0] % groups
+                or x.shape[1] != w.shape[1] * groups or x.shape[0] == 0):
+            return None
+        n, c, h, wd = x.shape
+        o, cg, kh, kw = w.shape
+        (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+        oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+        ow = (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        if oh <= 0 or ow <= 0 or c == 0 or o == 0 or kh * kw == 0:
+            return None
+        per_sample = c * kh * kw * oh * ow * x.itemsize
+        chunk = max(1, min(n, self._CONV_CHUNK_BYTES // max(per_sample, 1)))
+        return oh, ow, chunk
+
+    def conv2d(self, x, w, b, stride, padding, dilation, groups):
+        geo = self._conv_ok(x, w, stride, padding, dilation, groups)
+        if geo is None or (b is not None and (not isinstance(b, np.ndarray) or b.shape != (w.shape[0],))):
+            return super().conv2d(x, w, b, stride, padding, dilation, groups)
+        oh, ow, B = geo
+        n, c = x.shape[:2]
+        o, cg, kh, kw = w.shape
+        L = oh * ow
+        ckk = cg * kh * kw
+        og = o // groups
+        xc = _c(x)
+        wg = _c(w).reshape(groups, og, ckk)
+        y = np.empty((n, o, oh, ow), dtype=x.dtype)
+        y3 = y.reshape(n, groups, og, L)
+        b3 = None if b is None else b.astype(x.dtype, copy=False).reshape(groups, og, 1)
+        for s in range(0, n, B):
+            e = min(n, s + B)
+            cols = self._scratch("cols", (e - s, c, kh, kw, oh, ow), x.dtype)
+            self._im2col_into(xc[s:e], kh, kw, stride, padding, dilation, cols)
+            np.matmul(wg, cols.reshape(e - s, groups, ckk, L), out=y3[s:e])
+            if b3 is not None:  # while the chunk is in cache
+                y3[s:e] += b3
+        return y, None
+
+    def conv2d_input_grad(self, g, w, x_shape, stride, padding, dilation, groups):
+        x_shape = tuple(int(s) for s in x_shape)
+        xs = np.empty(x_shape, dtype=g.dtype) if len(x_shape) == 4 else None  # shape carrier for the checks
+        geo = None if xs is None else self._conv_ok(xs[:1] if x_shape[0] else xs, w, stride, padding, dilation,
+                                                        groups)
+        if (geo is None or not isinstance(g, np.ndarray) or g.dtype != w.dtype or g.ndim != 4
+                or g.shape != (x_shape[0], w.shape[0], geo[0], geo[1])):
+            return super().conv2d_input_grad(g, w, x_shape, stride, padding, dilation, groups)
+        oh, ow, _ = geo
+        n, c = x_shape[:2]
+        o, cg, kh, kw = w.shape
+        L = oh * ow
+        ckk = cg * kh * kw
+        og = o // groups
+        B = max(1, min(n, self._CONV_CHUNK_BYTES // max(c * kh * kw * L * g.itemsize, 1)))
+        gc = _c(g).reshape(n, groups, og, L)
+        wt = _c(w).reshape(groups, og, ckk).transpose(0, 2, 1)
+        (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+        gx = xs
+        for s in range(0, n, B):
+            e = min(n, s + B)
+            gcols = self._scratch("gcols", (e - s, groups, ckk, L), g.dtype)
+            np.matmul(wt, gc[s:e], out=gcols)
+            K.col2im(gcols.reshape(e - s, c, kh, kw, oh, ow), kh, kw, sh, sw, ph, pw, dh, dw, gx[s:e])
+        return gx
 
     def conv2d_weight_grad(self, x, g, w_shape, stride, padding, dilation, groups, cols=None):
-        """As the base slot, but as one batched GEMM against the transposed view of cols followed by a
-        sum over the batch, instead of tensordot's transposed copy of the whole im2col matrix."""
-        if groups != 1 or g.dtype not in _FLOATS or g.ndim != 4:
+        """As the base slot; without `cols` (what this backend's conv2d returns) the im2col matrix is
+        recomputed chunk by chunk (see above) and each chunk's GEMM summed over its samples."""
+        w_shape = tuple(int(s) for s in w_shape)
+        wshape_arr = np.empty(w_shape, dtype=g.dtype) if len(w_shape) == 4 else None
+        geo = None if wshape_arr is None else self._conv_ok(x, wshape_arr, stride, padding, dilation, groups)
+        if (cols is not None or geo is None or not isinstance(g, np.ndarray) or g.dtype != x.dtype
+                or g.shape != (x.shape[0], w_shape[0], geo[0], geo[1])):
+            if cols is None and groups == 1 and isinstance(g, np.ndarray) and g.dtype in _FLOATS and g.ndim == 4:
+                cols = self.im2col(x, w_shape[2], w_shape[3], stride, padding, dilation)
+            if cols is not None and groups == 1 and g.dtype in _FLOATS and g.ndim == 4:
+                # one batched GEMM against the transposed view of cols, then a sum over the batch
+                # (no transposed copy of the whole im2col matrix, as tensordot would make)
+                o, cg, kh, kw = w_shape
+                n = g.shape[0]
+                cols = cols.reshape(n, cg * kh * kw, -1)
+                gw = np.matmul(g.reshape(n, o, -1), cols.transpose(0, 2, 1))
+                return gw.reshape((n,) + w_shape).sum(axis=0)
             return super().conv2d_weight_grad(x, g, w_shape, stride, padding, dilation, groups, cols)
+        oh, ow, B = geo
+        n, c = x.shape[:2]
         o, cg, kh, kw = w_shape
-        n = g.shape[0]
-        if cols is None:
-            cols = self.im2col(x, kh, kw, stride, padding, dilation)
-        cols = cols.reshape(n, cg * kh * kw, -1)
-        gw = np.matmul(g.reshape(n, o, -1), cols.transpose(0, 2, 1))
-        return gw.reshape((n,) + tuple(w_shape)).sum(axis=0)
+        L = oh * ow
+        ckk = cg * kh * kw
+        og = o // groups
+        xc = _c(x)
+        gc = _c(g).reshape(n, groups, og, L)
+        gw = np.zeros(w_shape, dtype=g.dtype)
+        acc = gw.reshape(groups, og, ckk)
+        for s in range(0, n, B):
+            e = min(n, s + B)
+            cols = self._scratch("cols", (e - s, c, kh, kw, oh, ow), x.dtype)
+            self._im2col_into(xc[s:e], kh, kw, stride, padding, dilation, cols)
+            part = self._scratch("wpart", (e - s, groups, og, ckk), g.dtype)
+            np.matmul(gc[s:e], cols.reshape(e - s, groups, ckk, L).transpose(0, 1, 3, 2), out=part)
+            acc += part.sum(axis=0)
+        return gw
 
     def max_pool2d(self, x, kernel, stride, padding, dilation, ceil_mode):
         if x.dtype not in _FLOATS or x.ndim != 4:

@@ -548,3 +548,41 @@ def avg_pool2d_backward(g, kh, kw, sh, sw, ph, pw, div, gx):
                     r = xb + iy * w
                     for ix in range(xlo, xhi):
                         xf[_U(r + ix)] += v
+
+
+
+
+# ----------------------------------------------------------------------------- im2col, unit width stride
+@njit(**_PAR)
+def im2col_w1(x, kh, kw, sh, ph, pw, dh, dw, cols, nt):
+    """im2col (same result as `im2col`) for width stride 1, any height stride, padding and dilation:
+    x (N, C, H, W) -> cols (N, C, kh, kw, OH, OW). Each task zero-pads its (n, c) planes into one
+    local (H + 2ph, W + 2pw) buffer, so every cols row is a plain copy of OW contiguous elements with
+    no bounds tests (measured 1.5-2x faster than `im2col` on LeNet shapes). Task t of nt takes a
+    contiguous block of planes (one buffer allocation per task, not per plane); nt is
+    numba.get_num_threads(), passed in to keep the kernel cacheable."""
+    n, c, h, w = x.shape
+    oh, ow = cols.shape[4], cols.shape[5]
+    hp = h + 2 * ph
+    wp = w + 2 * pw
+    xf = x.reshape(-1)
+    cf = cols.reshape(-1)
+    planes = n * c
+    per = (planes + nt - 1) // nt
+    for t in prange(nt):
+        buf = np.zeros(hp * wp, dtype=x.dtype)  # the border stays zero; the interior is rewritten per plane
+        for nc in range(t * per, min(planes, (t + 1) * per)):
+            xb = nc * h * w
+            for yy in range(h):
+                d0 = (yy + ph) * wp + pw
+                s0 = xb + yy * w
+                for xx in range(w):
+                    buf[_U(d0 + xx)] = xf[_U(s0 + xx)]
+            d = nc * kh * kw * oh * ow
+            for i in range(kh):
+                for j in range(kw):
+                    for y in range(oh):
+                        s = (y * sh + i * dh) * wp + j * dw
+                        for k in range(ow):
+                            cf[_U(d + k)] = buf[_U(s + k)]
+                        d += ow

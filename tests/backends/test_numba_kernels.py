@@ -279,6 +279,88 @@ def test_conv2d_slots(nb, ref, dtype, case):
                ref.conv2d_weight_grad(x, g, w.shape, st, pad, dil, 1, cols=cols0), dtype)
 
 
+# im2col with unit width stride takes the padded-buffer kernel (im2col_w1); the conv slots run over
+# chunks of the batch (forced small here so that several chunks and a ragged last one are exercised)
+CONV_W1_CASES = [
+    # x shape, kh, kw, stride, padding, dilation
+    ((3, 2, 8, 7), 3, 3, (1, 1), (0, 0), (1, 1)),
+    ((2, 3, 9, 8), 3, 2, (2, 1), (2, 2), (1, 1)),
+    ((2, 2, 10, 9), 3, 3, (1, 1), (1, 2), (2, 2)),
+    ((1, 1, 5, 17), 2, 5, (3, 1), (1, 0), (1, 2)),
+    ((2, 2, 4, 4), 1, 1, (1, 1), (2, 1), (1, 1)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CONV_W1_CASES)
+def test_im2col_w1(nb, ref, dtype, case):
+    shape, kh, kw, st, pad, dil = case
+    x = _rand(np.random.default_rng(15), shape, dtype, noncontig=True)
+    cols = nb.im2col(x, kh, kw, st, pad, dil)
+    np.testing.assert_array_equal(cols, ref.im2col(x, kh, kw, st, pad, dil))  # a copy: bit-identical
+    for nt in (1, 3):  # the task split over planes, as with several threads
+        out = np.full_like(cols, np.nan)
+        nk.im2col_w1(np.ascontiguousarray(x), kh, kw, st[0], pad[0], pad[1], dil[0], dil[1], out, nt)
+        np.testing.assert_array_equal(out, cols)
+
+
+CONV_GROUP_CASES = [
+    # x shape, out channels, kh, kw, stride, padding, dilation, groups, bias
+    ((5, 4, 7, 6), 6, 3, 3, (1, 1), (1, 1), (1, 1), 2, True),
+    ((3, 6, 8, 8), 6, 3, 2, (2, 1), (0, 2), (2, 1), 3, False),
+    ((4, 2, 6, 9), 4, 3, 3, (1, 2), (2, 1), (1, 2), 1, True),
+    ((7, 3, 5, 5), 2, 1, 1, (1, 1), (0, 0), (1, 1), 1, True),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CONV_GROUP_CASES)
+@pytest.mark.parametrize("chunk_bytes", [1, 1 << 19])
+def test_conv2d_slots_groups_chunks(nb, ref, monkeypatch, dtype, case, chunk_bytes):
+    shape, o, kh, kw, st, pad, dil, groups, bias = case
+    monkeypatch.setattr(type(nb), "_CONV_CHUNK_BYTES", chunk_bytes)  # 1: one sample per chunk
+    rng = np.random.default_rng(16)
+    x = _rand(rng, shape, dtype, noncontig=True)
+    w = _rand(rng, (o, shape[1] // groups, kh, kw), dtype, noncontig=True)
+    b = _rand(rng, (o,), dtype) if bias else None
+    p = (st, pad, dil, groups)
+    y1, cols1 = nb.conv2d(x, w, b, *p)
+    y0, cols0 = ref.conv2d(x, w, b, *p)
+    _close(y1, y0, dtype)
+    assert y1.base is None and y1.flags.c_contiguous
+    g = np.broadcast_to(_rand(rng, y0.shape[1:], dtype), y0.shape)  # a broadcast gradient, as from sum()
+    gx = nb.conv2d_input_grad(g, w, shape, *p)
+    _close(gx, ref.conv2d_input_grad(g, w, shape, *p), dtype)
+    gw = nb.conv2d_weight_grad(x, g, w.shape, *p, cols=cols1)
+    _close(gw, ref.conv2d_weight_grad(x, g, w.shape, *p, cols=cols0), dtype)
+    assert gx.base is None and gw.base is None
+    # the work buffers are reused: a second call with other data must not see the first one's
+    y2, _ = nb.conv2d(x * 2, w, b, *p)
+    _close(y2, ref.conv2d(x * 2, w, b, *p)[0], dtype)
+
+
+def test_conv2d_scratch_is_per_thread(nb, ref):
+    """Convolutions running in several threads at once (the kernels release the GIL) each get their
+    own work buffers."""
+    import threading
+    rng = np.random.default_rng(17)
+    xs = [rng.standard_normal((6, 3, 9, 9)).astype(np.float32) for _ in range(4)]
+    w = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
+    out = [None] * 4
+
+    def run(i):
+        for _ in range(20):
+            out[i] = nb.conv2d(xs[i], w, None, (1, 1), (1, 1), (1, 1), 1)[0]
+
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    for i in range(4):
+        _close(out[i], ref.conv2d(xs[i], w, None, (1, 1), (1, 1), (1, 1), 1)[0], np.float32)
+
+
 POOL_CASES = [
     # kernel, stride, padding, dilation, ceil_mode
     ((2, 2), (2, 2), (0, 0), (1, 1), False),
