@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from autodiff.autograd import _mode
 from autodiff.backends import backend_of
+from autodiff.backends.base import Backend
 
 from .optimizer import Optimizer, _arr, _check_common, _closure_loss, _value, _zeros_like
 
@@ -50,6 +51,7 @@ class SGD(Optimizer):
                 wd = group["weight_decay"]
                 maximize = group["maximize"]
                 arr_type = kernel = None  # the backend's sgd_step_ slot, looked up once per array type
+                inline = False
                 for p in group["params"]:
                     g = p.grad
                     if g is None:
@@ -58,6 +60,13 @@ class SGD(Optimizer):
                     if type(pa) is not arr_type:
                         arr_type = type(pa)
                         kernel = backend_of(pa).sgd_step_
+                        # plain SGD on a backend that keeps the reference slot: its one line, inline
+                        inline = (momentum == 0 and not wd and not maximize
+                                  and getattr(kernel, "__func__", None) is Backend.sgd_step_)
+                    if inline:
+                        pa -= lr * g.data  # (= Backend.sgd_step_ with momentum 0, no decay, not maximize)
+                        p._vc[0] += 1
+                        continue
                     if momentum != 0:
                         st = state[p]
                         b = st.get("momentum_buffer")

@@ -684,7 +684,7 @@ class Relu(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return mul_const(g, ~(ctx.output_data() <= 0))  # NaN passes the gradient, as PyTorch
+        return mul_const(g, ctx.output_data() != 0)  # out is >= 0 or NaN: one pass; NaN passes, as PyTorch
 
 
 def relu(x):
