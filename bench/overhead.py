@@ -12,7 +12,7 @@
 
 Targets: <= 6 us per op; engine step <= 1.10x NumPy at batch 128 and <= 1.05x at batch 1024; the
 nn/optim step <= 1.10x at batch 128.
-Run: .venv/bin/python -m bench.overhead [--quick] [--repeats N] [--json PATH]
+Run: .venv/bin/python -m bench.overhead [--quick] [--repeats N] [--phases] [--json PATH]
 """
 from __future__ import annotations
 
@@ -254,6 +254,80 @@ def bench_mlp(batch, repeats, steps_per_sample):
             "paired_wall_nn": sorted(a / b for a, b in zip(wall["m"], wall["r"]))}
 
 
+def bench_phases(batch, n_steps):
+    """Where the nn/optim step's extra time goes: forward, loss, backward and update timed apart
+    (perf_counter around each phase, alternating with the same phases of the hand-written NumPy step;
+    medians over n_steps after warm-up). Diagnostic only (`--phases`): the timers add a little."""
+    rng = np.random.default_rng(1)
+    xn = rng.standard_normal((batch, SIZES[0])).astype(np.float32)
+    yn = rng.integers(0, SIZES[-1], batch).astype(np.int64)
+    x, y = ad.tensor(xn), ad.tensor(yn)
+    arrays = init_params()
+    mod, ps = ModuleMLP(arrays), [a.copy() for a in arrays]
+    clock = time.perf_counter
+    phases = ("forward", "loss", "backward", "update")
+    tn, tm = {k: [] for k in phases}, {k: [] for k in phases}
+
+    def numpy_step():
+        w1, b1, w2, b2, w3, b3 = ps
+        t0 = clock()
+        h1 = xn @ w1.T
+        h1 += b1
+        a1 = np.maximum(h1, 0)
+        h2 = a1 @ w2.T
+        h2 += b2
+        a2 = np.maximum(h2, 0)
+        z = a2 @ w3.T
+        z += b3
+        t1 = clock()
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        s = e.sum(axis=1, keepdims=True)
+        rows = np.arange(batch)
+        float(np.mean(np.log(s[:, 0]) - z[rows, yn]))
+        t2 = clock()
+        dz = e / s
+        dz[rows, yn] -= 1
+        dz *= 1.0 / batch
+        gw3, gb3, d2 = dz.T @ a2, dz.sum(0), dz @ w3
+        d2 *= h2 > 0
+        gw2, gb2, d1 = d2.T @ a1, d2.sum(0), d2 @ w2
+        d1 *= h1 > 0
+        gw1, gb1 = d1.T @ xn, d1.sum(0)
+        t3 = clock()
+        for p, g in zip(ps, (gw1, gb1, gw2, gb2, gw3, gb3)):
+            p -= LR * g
+        t4 = clock()
+        for k, a, b in zip(phases, (t0, t1, t2, t3), (t1, t2, t3, t4)):
+            tn[k].append(b - a)
+
+    def module_step():
+        t0 = clock()
+        mod.opt.zero_grad()
+        out = mod.model(x)
+        t1 = clock()
+        loss = mod.crit(out, y)
+        t2 = clock()
+        loss.backward()
+        t3 = clock()
+        mod.opt.step()
+        t4 = clock()
+        for k, a, b in zip(phases, (t0, t1, t2, t3), (t1, t2, t3, t4)):
+            tm[k].append(b - a)
+
+    for _ in range(20):  # warm-up
+        numpy_step()
+        module_step()
+    for k in phases:
+        tn[k].clear()
+        tm[k].clear()
+    for _ in range(n_steps):
+        numpy_step()
+        module_step()
+    med = statistics.median
+    return {k: (med(tn[k]) * 1e6, med(tm[k]) * 1e6) for k in phases}
+
+
 def machine():
     model = platform.processor() or "?"
     try:
@@ -272,6 +346,9 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--json", default=None, help="write the figures to this JSON file")
+    ap.add_argument("--phases", action="store_true",
+                    help="also time the nn/optim step's phases (forward, loss, backward, update) at batch 128 "
+                         "against the same phases of the NumPy step")
     args = ap.parse_args(argv)
     ad.set_backend("numpy")
     repeats = args.repeats or (5 if args.quick else 21)
@@ -341,6 +418,14 @@ def main(argv=None):
                              "cpu_engine_ms": ce * 1e3, "cpu_numpy_ms": cr * 1e3, "cpu_ratio": ce / cr,
                              "target": target, "wall_nn_ms": wm * 1e3, "cpu_nn_ms": cm * 1e3,
                              "cpu_ratio_nn": cm / cr, "target_nn": nn_target}
+    if args.phases:
+        ph = bench_phases(128, 300 if args.quick else 2000)
+        print("\n(3) nn/optim step at batch 128 by phase, median us (NumPy / nn+optim / difference):")
+        for k, (a, b) in ph.items():
+            print(f"  {k:9s}: {a:7.1f} / {b:7.1f} / {b - a:+6.1f}")
+        ta, tb = sum(a for a, _ in ph.values()), sum(b for _, b in ph.values())
+        print(f"  {'sum':9s}: {ta:7.1f} / {tb:7.1f} / {tb - ta:+6.1f}  ({tb / ta:.3f}x)")
+        out["phases_us"] = {k: {"numpy": a, "nn": b} for k, (a, b) in ph.items()}
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)
