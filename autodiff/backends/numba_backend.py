@@ -128,7 +128,12 @@ class NumbaBackend(NumpyBackend):
         if cols.dtype not in _FLOATS or cols.ndim != 6 or cols.shape[:4] != (n, c, kh, kw) or len(x_shape) != 4:
             return super().col2im(cols, x_shape, kh, kw, stride, padding, dilation)
         out = np.empty(tuple(int(s) for s in x_shape), dtype=cols.dtype)
-        K.col2im(_c(cols), kh, kw, sh, sw, ph, pw, dh, dw, out)
+        h, w = out.shape[2], out.shape[3]
+        if (sh == 1 and sw == 1 and out.size and cols.shape[4] == h + 2 * ph - dh * (kh - 1)
+                and cols.shape[5] == w + 2 * pw - dw * (kw - 1)):  # the geometry col2im_s1 assumes
+            K.col2im_s1(_c(cols), kh, kw, ph, pw, dh, dw, out, numba.get_num_threads())
+        else:
+            K.col2im(_c(cols), kh, kw, sh, sw, ph, pw, dh, dw, out)
         return out
 
     # ------------------------------------------------------------------ fused losses
@@ -287,6 +292,16 @@ class NumbaBackend(NumpyBackend):
         chunk = max(1, min(n, self._CONV_CHUNK_BYTES // max(per_sample, 1)))
         return oh, ow, chunk
 
+    def _im2col_fn(self, kh, kw, stride, padding, dilation):
+        """f(x_chunk, cols_out): the im2col kernel with its fixed arguments bound (once per slot call)."""
+        (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+        if sw == 1:
+            nt = numba.get_num_threads()
+            kern = K.im2col_w1
+            return lambda xc, out: kern(xc, kh, kw, sh, ph, pw, dh, dw, out, nt)
+        kern = K.im2col
+        return lambda xc, out: kern(xc, kh, kw, sh, sw, ph, pw, dh, dw, out)
+
     def conv2d(self, x, w, b, stride, padding, dilation, groups):
         geo = self._conv_ok(x, w, stride, padding, dilation, groups)
         if geo is None or (b is not None and (not isinstance(b, np.ndarray) or b.shape != (w.shape[0],))):
@@ -302,49 +317,58 @@ class NumbaBackend(NumpyBackend):
         y = np.empty((n, o, oh, ow), dtype=x.dtype)
         y3 = y.reshape(n, groups, og, L)
         b3 = None if b is None else b.astype(x.dtype, copy=False).reshape(groups, og, 1)
+        im2col = self._im2col_fn(kh, kw, stride, padding, dilation)
+        work = self._scratch("cols", (B, c, kh, kw, oh, ow), x.dtype)
         for s in range(0, n, B):
             e = min(n, s + B)
-            cols = self._scratch("cols", (e - s, c, kh, kw, oh, ow), x.dtype)
-            self._im2col_into(xc[s:e], kh, kw, stride, padding, dilation, cols)
-            np.matmul(wg, cols.reshape(e - s, groups, ckk, L), out=y3[s:e])
+            cols = work[:e - s]
+            im2col(xc[s:e], cols)
+            ys = y3[s:e]
+            np.matmul(wg, cols.reshape(e - s, groups, ckk, L), out=ys)
             if b3 is not None:  # while the chunk is in cache
-                y3[s:e] += b3
+                ys += b3
         return y, None
 
     def conv2d_input_grad(self, g, w, x_shape, stride, padding, dilation, groups):
         x_shape = tuple(int(s) for s in x_shape)
-        xs = np.empty(x_shape, dtype=g.dtype) if len(x_shape) == 4 else None  # shape carrier for the checks
-        geo = None if xs is None else self._conv_ok(xs[:1] if x_shape[0] else xs, w, stride, padding, dilation,
-                                                        groups)
-        if (geo is None or not isinstance(g, np.ndarray) or g.dtype != w.dtype or g.ndim != 4
-                or g.shape != (x_shape[0], w.shape[0], geo[0], geo[1])):
+        if len(x_shape) != 4 or not isinstance(g, np.ndarray) or not isinstance(w, np.ndarray):
             return super().conv2d_input_grad(g, w, x_shape, stride, padding, dilation, groups)
-        oh, ow, _ = geo
+        gx = np.empty(x_shape, dtype=g.dtype)  # the result; also carries the shape for the checks
+        geo = self._conv_ok(gx, w, stride, padding, dilation, groups)
+        if geo is None or g.shape != (x_shape[0], w.shape[0], geo[0], geo[1]):
+            return super().conv2d_input_grad(g, w, x_shape, stride, padding, dilation, groups)
+        oh, ow, B = geo
         n, c = x_shape[:2]
         o, cg, kh, kw = w.shape
         L = oh * ow
         ckk = cg * kh * kw
         og = o // groups
-        B = max(1, min(n, self._CONV_CHUNK_BYTES // max(c * kh * kw * L * g.itemsize, 1)))
         gc = _c(g).reshape(n, groups, og, L)
         wt = _c(w).reshape(groups, og, ckk).transpose(0, 2, 1)
         (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-        gx = xs
+        work = self._scratch("gcols", (B, groups, ckk, L), g.dtype)
+        nt = numba.get_num_threads()
         for s in range(0, n, B):
             e = min(n, s + B)
-            gcols = self._scratch("gcols", (e - s, groups, ckk, L), g.dtype)
+            gcols = work[:e - s]
             np.matmul(wt, gc[s:e], out=gcols)
-            K.col2im(gcols.reshape(e - s, c, kh, kw, oh, ow), kh, kw, sh, sw, ph, pw, dh, dw, gx[s:e])
+            gcols = gcols.reshape(e - s, c, kh, kw, oh, ow)
+            if sh == 1 and sw == 1:
+                K.col2im_s1(gcols, kh, kw, ph, pw, dh, dw, gx[s:e], nt)
+            else:
+                K.col2im(gcols, kh, kw, sh, sw, ph, pw, dh, dw, gx[s:e])
         return gx
 
     def conv2d_weight_grad(self, x, g, w_shape, stride, padding, dilation, groups, cols=None):
         """As the base slot; without `cols` (what this backend's conv2d returns) the im2col matrix is
-        recomputed chunk by chunk (see above) and each chunk's GEMM summed over its samples."""
+        recomputed chunk by chunk (see above), each sample's GEMM written into one (N, O, C/groups*kh*kw)
+        work array (accumulated per chunk if that would be large) and summed over the batch."""
         w_shape = tuple(int(s) for s in w_shape)
-        wshape_arr = np.empty(w_shape, dtype=g.dtype) if len(w_shape) == 4 else None
-        geo = None if wshape_arr is None else self._conv_ok(x, wshape_arr, stride, padding, dilation, groups)
-        if (cols is not None or geo is None or not isinstance(g, np.ndarray) or g.dtype != x.dtype
-                or g.shape != (x.shape[0], w_shape[0], geo[0], geo[1])):
+        geo = None
+        if (cols is None and len(w_shape) == 4 and isinstance(g, np.ndarray) and isinstance(x, np.ndarray)
+                and g.dtype == x.dtype):
+            geo = self._conv_ok(x, np.empty(w_shape, dtype=g.dtype), stride, padding, dilation, groups)
+        if geo is None or g.shape != (x.shape[0], w_shape[0], geo[0], geo[1]):
             if cols is None and groups == 1 and isinstance(g, np.ndarray) and g.dtype in _FLOATS and g.ndim == 4:
                 cols = self.im2col(x, w_shape[2], w_shape[3], stride, padding, dilation)
             if cols is not None and groups == 1 and g.dtype in _FLOATS and g.ndim == 4:
@@ -364,15 +388,24 @@ class NumbaBackend(NumpyBackend):
         og = o // groups
         xc = _c(x)
         gc = _c(g).reshape(n, groups, og, L)
-        gw = np.zeros(w_shape, dtype=g.dtype)
-        acc = gw.reshape(groups, og, ckk)
+        gw = np.empty(w_shape, dtype=g.dtype)
+        gw3 = gw.reshape(groups, og, ckk)
+        im2col = self._im2col_fn(kh, kw, stride, padding, dilation)
+        work = self._scratch("cols", (B, c, kh, kw, oh, ow), x.dtype)
+        whole = n * o * ckk * g.itemsize <= self._SCRATCH_MAX_BYTES
+        parts = self._scratch("wpart", (n if whole else B, groups, og, ckk), g.dtype)
+        if not whole:
+            gw3[...] = 0
         for s in range(0, n, B):
             e = min(n, s + B)
-            cols = self._scratch("cols", (e - s, c, kh, kw, oh, ow), x.dtype)
-            self._im2col_into(xc[s:e], kh, kw, stride, padding, dilation, cols)
-            part = self._scratch("wpart", (e - s, groups, og, ckk), g.dtype)
+            cols = work[:e - s]
+            im2col(xc[s:e], cols)
+            part = parts[s:e] if whole else parts[:e - s]
             np.matmul(gc[s:e], cols.reshape(e - s, groups, ckk, L).transpose(0, 1, 3, 2), out=part)
-            acc += part.sum(axis=0)
+            if not whole:
+                gw3 += part.sum(axis=0)
+        if whole:
+            np.sum(parts, axis=0, out=gw3)
         return gw
 
     def max_pool2d(self, x, kernel, stride, padding, dilation, ceil_mode):

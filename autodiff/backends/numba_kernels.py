@@ -586,3 +586,58 @@ def im2col_w1(x, kh, kw, sh, ph, pw, dh, dw, cols, nt):
                         for k in range(ow):
                             cf[_U(d + k)] = buf[_U(s + k)]
                         d += ow
+
+
+# ----------------------------------------------------------------------------- col2im, unit strides
+# With both strides 1, cols row (c, i, j) as a whole (OH * OW elements) lands in the "shifted plane"
+# S_j (Hp, OW), S_j[r, x] = padded input gradient at [r, x + j*dw], as ONE contiguous run (rows
+# i*dh .. i*dh + OH - 1). So col2im_s1 accumulates each cols row into its S_j in one long loop that LLVM
+# vectorises fully, then sums the kw shifted planes into the output: kw * H short rows instead of
+# kh * kw * OH. Measured 1.3-1.6x faster than `col2im` on LeNet shapes (OW = 14). (The same trick for
+# im2col measured no faster than im2col_w1, whose copies are already limited by the stores.)
+@njit(inline="always")
+def _shift_range(j, dw, pw, w, ow):
+    """Columns x of S_j that hold input pixels: input column x + j*dw - pw in [0, w): [lo, hi)."""
+    off = j * dw - pw
+    lo = max(0, -off)
+    hi = min(ow, w - off)
+    if hi < lo:
+        hi = lo
+    return lo, hi, off
+
+
+@njit(**_PAR)
+def col2im_s1(cols, kh, kw, ph, pw, dh, dw, out, nt):
+    """Adjoint of im2col_s1 (same result as `col2im` up to the order of the additions) for stride (1, 1):
+    cols (N, C, kh, kw, OH, OW) -> out (N, C, H, W). Each (n, c) plane is owned by one task."""
+    n, c, h, w = out.shape
+    oh, ow = cols.shape[4], cols.shape[5]
+    hp = h + 2 * ph
+    blk = oh * ow
+    cf = cols.reshape(-1)
+    of = out.reshape(-1)
+    planes = n * c
+    per = (planes + nt - 1) // nt
+    for t in prange(nt):
+        sp = np.empty(kw * hp * ow, dtype=out.dtype)
+        for nc in range(t * per, min(planes, (t + 1) * per)):
+            for k in range(sp.shape[0]):
+                sp[_U(k)] = 0
+            s = nc * kh * kw * blk
+            for i in range(kh):
+                for j in range(kw):
+                    d = j * hp * ow + i * dh * ow
+                    for q in range(blk):
+                        sp[_U(d + q)] += cf[_U(s + q)]
+                    s += blk
+            ob = nc * h * w
+            for k in range(h * w):
+                of[_U(ob + k)] = 0
+            for j in range(kw):
+                lo, hi, off = _shift_range(j, dw, pw, w, ow)
+                sb = j * hp * ow
+                for r in range(h):
+                    s0 = sb + (r + ph) * ow
+                    d0 = ob + r * w + off
+                    for k in range(lo, hi):
+                        of[_U(d0 + k)] += sp[_U(s0 + k)]

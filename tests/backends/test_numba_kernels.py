@@ -304,6 +304,28 @@ def test_im2col_w1(nb, ref, dtype, case):
         np.testing.assert_array_equal(out, cols)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", [c for c in CONV_CASES + CONV_W1_CASES if c[3] == (1, 1)])
+def test_col2im_s1(nb, ref, dtype, case):
+    """col2im with unit strides takes the shifted-plane kernel (col2im_s1): same sums as the reference,
+    in another order; also with its work split over several tasks."""
+    shape, kh, kw, st, pad, dil = case
+    rng = np.random.default_rng(18)
+    oh = shape[2] + 2 * pad[0] - dil[0] * (kh - 1)
+    ow = shape[3] + 2 * pad[1] - dil[1] * (kw - 1)
+    cols = _rand(rng, shape[:2] + (kh, kw, oh, ow), dtype, noncontig=True)
+    want = ref.col2im(cols, shape, kh, kw, st, pad, dil)
+    _close(nb.col2im(cols, shape, kh, kw, st, pad, dil), want, dtype)
+    for nt in (1, 4):
+        out = np.full(shape, np.nan, dtype=dtype)
+        nk.col2im_s1(np.ascontiguousarray(cols), kh, kw, pad[0], pad[1], dil[0], dil[1], out, nt)
+        _close(out, want, dtype)
+    # cols of another geometry than the kernel assumes (the average-pooling backward passes such
+    # shapes) go to the row-by-row kernel
+    short = np.ascontiguousarray(cols[:, :, :, :, :-1])
+    _close(nb.col2im(short, shape, kh, kw, st, pad, dil), ref.col2im(short, shape, kh, kw, st, pad, dil), dtype)
+
+
 CONV_GROUP_CASES = [
     # x shape, out channels, kh, kw, stride, padding, dilation, groups, bias
     ((5, 4, 7, 6), 6, 3, 3, (1, 1), (1, 1), (1, 1), 2, True),
