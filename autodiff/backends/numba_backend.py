@@ -292,6 +292,22 @@ class NumbaBackend(NumpyBackend):
         chunk = max(1, min(n, self._CONV_CHUNK_BYTES // max(per_sample, 1)))
         return oh, ow, chunk
 
+    def _g_chunks(self, g, B, groups, og, L):
+        """f(s, e): samples s..e of the output gradient g (N, O, OH, OW) as a C-contiguous
+        (e - s, groups, O/groups, OH*OW) array: a view of g when g is C-contiguous, else a copy into a
+        work buffer made chunk by chunk (a gradient broadcast from sum() has all strides 0; NumPy's
+        matmul would take its slow non-BLAS loop on it, and a whole copy is one more big allocation)."""
+        if g.flags.c_contiguous:
+            g4 = g.reshape(g.shape[0], groups, og, L)
+            return lambda s, e: g4[s:e]
+        work = self._scratch("gchunk", (B,) + g.shape[1:], g.dtype)
+
+        def chunk(s, e):
+            part = work[:e - s]
+            np.copyto(part, g[s:e])
+            return part.reshape(e - s, groups, og, L)
+        return chunk
+
     def _im2col_fn(self, kh, kw, stride, padding, dilation):
         """f(x_chunk, cols_out): the im2col kernel with its fixed arguments bound (once per slot call)."""
         (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
@@ -343,7 +359,7 @@ class NumbaBackend(NumpyBackend):
         L = oh * ow
         ckk = cg * kh * kw
         og = o // groups
-        gc = _c(g).reshape(n, groups, og, L)
+        gchunk = self._g_chunks(g, B, groups, og, L)
         wt = _c(w).reshape(groups, og, ckk).transpose(0, 2, 1)
         (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
         work = self._scratch("gcols", (B, groups, ckk, L), g.dtype)
@@ -351,7 +367,7 @@ class NumbaBackend(NumpyBackend):
         for s in range(0, n, B):
             e = min(n, s + B)
             gcols = work[:e - s]
-            np.matmul(wt, gc[s:e], out=gcols)
+            np.matmul(wt, gchunk(s, e), out=gcols)
             gcols = gcols.reshape(e - s, c, kh, kw, oh, ow)
             if sh == 1 and sw == 1:
                 K.col2im_s1(gcols, kh, kw, ph, pw, dh, dw, gx[s:e], nt)
@@ -387,7 +403,7 @@ class NumbaBackend(NumpyBackend):
         ckk = cg * kh * kw
         og = o // groups
         xc = _c(x)
-        gc = _c(g).reshape(n, groups, og, L)
+        gchunk = self._g_chunks(g, B, groups, og, L)
         gw = np.empty(w_shape, dtype=g.dtype)
         gw3 = gw.reshape(groups, og, ckk)
         im2col = self._im2col_fn(kh, kw, stride, padding, dilation)
@@ -401,7 +417,7 @@ class NumbaBackend(NumpyBackend):
             cols = work[:e - s]
             im2col(xc[s:e], cols)
             part = parts[s:e] if whole else parts[:e - s]
-            np.matmul(gc[s:e], cols.reshape(e - s, groups, ckk, L).transpose(0, 1, 3, 2), out=part)
+            np.matmul(gchunk(s, e), cols.reshape(e - s, groups, ckk, L).transpose(0, 1, 3, 2), out=part)
             if not whole:
                 gw3 += part.sum(axis=0)
         if whole:
