@@ -511,6 +511,9 @@ def _excepthook(exc_type, exc, tb):
     sys.stderr.write(f"[autodiff.distributed rank {rank}/{size}] uncaught {exc_type.__name__}; aborting all "
                      f"ranks with MPI_Abort:\n{text}")
     sys.stderr.flush()
+    # MPI_Abort tears the job down at once; give mpiexec's proxy a moment to forward the message
+    # (under load it was sometimes lost, leaving the user without the reason).
+    time.sleep(0.5)
     try:
         _mpi().COMM_WORLD.Abort(1)
     finally:
