@@ -145,6 +145,40 @@ class Function:
     hooks = None
     freed = False
 
+    def __init_subclass__(cls, **kwargs):
+        """A subclass written PyTorch-style (outside the library's packages, forward on Tensors, no
+        array-level attributes) gets PyTorch's custom-Function `apply` (see custom_function.py)."""
+        super().__init_subclass__(**kwargs)
+        style = cls.__dict__.get("pytorch_style")
+        if style is None:
+            library = cls.__module__.split(".")[0] in ("autodiff", "nn", "optim")
+            array_level = any(k in cls.__dict__ for k in ("save_inputs", "save_output", "is_view"))
+            style = getattr(cls, "_pytorch_style", False) or not (library or array_level)
+        cls._pytorch_style = style
+        if style:
+            from .custom_function import apply_user_function, user_backward_dispatch
+            if "backward" in cls.__dict__:
+                cls._user_backward = staticmethod(cls.__dict__["backward"].__func__
+                                                  if isinstance(cls.__dict__["backward"], staticmethod)
+                                                  else cls.__dict__["backward"])
+                cls.backward = staticmethod(user_backward_dispatch)
+            cls.apply = classmethod(apply_user_function)
+
+    # -- PyTorch's ctx API for custom Functions (also usable by array-level ones)
+    def save_for_backward(self, *tensors):
+        self.saved = tensors
+        self.saved_versions = tuple(None if t is None else t._vc[0] for t in tensors)
+
+    def mark_non_differentiable(self, *tensors):
+        self._non_diff.update(id(t) for t in tensors)
+
+    def mark_dirty(self, *tensors):
+        for t in tensors:
+            t._vc[0] += 1
+
+    def set_materialize_grads(self, value):
+        self._materialize = bool(value)
+
     @classmethod
     def apply(cls, *inputs, **params):
         """Run the forward on the inputs' backend and record a node if grad is enabled.
@@ -232,7 +266,7 @@ class Function:
         if saved is None:
             raise RuntimeError(_FREED_MSG.format(type(self).__name__))
         for t, v in zip(saved, self.saved_versions):
-            if t._vc[0] != v:
+            if t is not None and t._vc[0] != v:
                 raise RuntimeError(
                     f"{self.name()}: a tensor of shape {tuple(t.shape)} needed for gradient computation "
                     f"was modified by an in-place operation (version {t._vc[0]}, expected {v})")
@@ -664,3 +698,6 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     if retain_graph is None:
         retain_graph = create_graph
     return _run_backward(outputs, gs, retain_graph, create_graph, inputs=inputs, allow_unused=allow_unused)
+
+
+from .custom_function import once_differentiable  # noqa: E402,F401  (torch.autograd.function.once_differentiable)

@@ -19,6 +19,7 @@ def leaf(values, device="cpu", dtype=ad.float64):
 
 class _FewerGrads(Function):
     """2 * a, with b an input whose gradient backward leaves out (a 1-tuple for 2 inputs)."""
+    pytorch_style = False  # an array-level primitive like the library's (PyTorch-style ones must match)
 
     @staticmethod
     def forward(ctx, a, b):
