@@ -115,3 +115,12 @@ inf, nan, e, pi = _math.inf, _math.nan, _math.e, _math.pi
 newaxis = None
 int = int32  # noqa: A001  (torch.int is int32)
 float = float32  # noqa: A001  (torch.float is float32)
+
+
+def __getattr__(name):
+    """Subpackages load on first use (PEP 562), so `autodiff.data.DataLoader` works after a plain
+    `import autodiff` without making that import slower."""
+    if name in ("data", "utils", "distributed"):
+        import importlib
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'autodiff' has no attribute {name!r}")

@@ -270,3 +270,12 @@ def test_misc_pytorch_api(device):
 def test_autocast_is_exported_like_torch_autocast():
     import autodiff as ad
     assert ad.autocast is ad.amp.autocast
+
+
+def test_subpackages_load_lazily_on_attribute_access():
+    import subprocess
+    import sys
+    code = ("import sys, autodiff; assert 'autodiff.data' not in sys.modules; "
+            "autodiff.data.DataLoader; autodiff.utils.data.TensorDataset; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "ok", out.stderr

@@ -172,3 +172,9 @@ def test_unavailable_device_fails_at_construction():
         pytest.skip("a GPU is available here")
     with pytest.raises(autodiff.BackendUnavailable):
         DataLoader(_ds(), device="cuda")
+
+
+def test_torch_style_import_path_is_the_same_objects():
+    from autodiff.utils.data import DataLoader, TensorDataset
+    import autodiff.data as D
+    assert DataLoader is D.DataLoader and TensorDataset is D.TensorDataset
