@@ -96,6 +96,8 @@ def _on_device(k, x):
 
 
 class GetItem(Function):
+    display_name = "Index"  # PyTorch's IndexBackward0 (advanced indexing)
+
     @staticmethod
     def forward(ctx, a, key, advanced):
         ctx.key, ctx.advanced = key, advanced
@@ -119,6 +121,7 @@ def _index_put_raw(backend, g, key, shape, accumulate):
 
 class _GetItemView(GetItem):
     is_view = True
+    display_name = "Slice"  # basic indexing: a view (PyTorch's SliceBackward0 / SelectBackward0)
 
 
 class IndexPut(Function):

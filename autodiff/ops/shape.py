@@ -20,6 +20,7 @@ def _shape_arg(shape, opname):
 
 class Reshape(Function):
     is_view = True
+    display_name = "View"  # as PyTorch names view/reshape of contiguous tensors
 
     @staticmethod
     def forward(ctx, a, shape):
