@@ -13,7 +13,7 @@ from .backends import BackendUnavailable, get_cpu_backend, set_backend
 from .device import device, get_default_device, set_default_device
 from .dtypes import (bool_ as bool, double, float16, float32, float64, get_default_dtype, half, int8, int16,
                      int32, int64, long, set_default_dtype, short, uint8)
-from .tensor import Tensor
+from .tensor import Size, Tensor
 from .ops.creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like, linspace,
                            logspace, manual_seed, normal, ones, ones_like, rand, rand_like, randint, randint_like,
                            randn, randn_like, randperm, seed, tensor, zeros, zeros_like)

@@ -14,6 +14,29 @@ from .dtypes import default_float_dtype, infer_dtype, normalize_dtype
 _by_array_type = backends._by_array_type
 
 
+class Size(tuple):
+    """A tensor's shape: a tuple (compares equal to plain tuples) printed like `torch.Size`."""
+    __slots__ = ()
+
+    def __repr__(self):
+        return f"autodiff.Size({list(self)})"
+
+    __str__ = __repr__
+
+    def numel(self):
+        n = 1
+        for s in self:
+            n *= s
+        return n
+
+    def __getitem__(self, key):
+        out = tuple.__getitem__(self, key)
+        return Size(out) if isinstance(key, slice) else out
+
+    def __add__(self, other):
+        return Size(tuple.__add__(self, tuple(other)))
+
+
 class Tensor:
     """An n-dimensional array on a device that records the operations applied to it.
 
@@ -48,11 +71,11 @@ class Tensor:
     # ------------------------------------------------------------------ attributes
     @property
     def shape(self):
-        return tuple(self.data.shape)
+        return Size(self.data.shape)
 
     def size(self, dim=None):
         if dim is None:
-            return tuple(self.data.shape)
+            return Size(self.data.shape)
         return self.data.shape[_wrap_dim(dim, self.data.ndim, "size")]
 
     @property
@@ -126,7 +149,7 @@ class Tensor:
     def __index__(self):
         if self.dtype.kind not in "iub" or self.data.size != 1:
             raise TypeError(f"only integer tensors of a single element can be converted to an index, "
-                            f"got {self.dtype} of shape {self.shape}")
+                            f"got {self.dtype} of shape {tuple(self.data.shape)}")
         return int(self.item())
 
     # ------------------------------------------------------------------ conversion
@@ -146,7 +169,7 @@ class Tensor:
 
     def item(self):
         if self.data.size != 1:
-            raise RuntimeError(f"item: a tensor with {self.data.size} elements (shape {self.shape}) cannot be "
+            raise RuntimeError(f"item: a tensor with {self.data.size} elements (shape {tuple(self.data.shape)}) cannot be "
                                "converted to a Python scalar")
         return _by_array_type[type(self.data)].to_numpy(self.data).reshape(()).item()
 

@@ -279,3 +279,11 @@ def test_subpackages_load_lazily_on_attribute_access():
             "autodiff.data.DataLoader; autodiff.utils.data.TensorDataset; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_shape_is_a_size_tuple_like_torch_size():
+    import autodiff as ad
+    x = ad.ones(2, 3)
+    assert isinstance(x.shape, tuple) and x.shape == (2, 3) and x.size() == ad.Size([2, 3])
+    assert repr(x.shape) == "autodiff.Size([2, 3])" and x.shape.numel() == 6
+    assert isinstance(x.shape[1:], ad.Size) and x.shape[0] == 2
