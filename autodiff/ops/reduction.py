@@ -199,6 +199,7 @@ class _StdSqrt(Function):
     """sqrt of a variance whose gradient is 0 where the result is 0 (a constant input has std 0 and
     gradient 0, not nan), as PyTorch's std backward."""
     save_output = True
+    display_name = "Std"
 
     @staticmethod
     def forward(ctx, v):
