@@ -106,36 +106,22 @@ class _ConvNd(Module):
         return F.pad(input, pads, mode=mode), 0
 
 
-class Conv1d(_ConvNd):
-    _n = 1
+class _Conv(_ConvNd):
+    """Common constructor and forward of Conv1d/2d/3d."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
                  padding_mode="zeros", device=None, dtype=None):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                          padding_mode, device, dtype)
 
-    def forward(self, input):
+    def _conv_forward(self, input, conv):
         self._check_input(input)
         x, pad = self._padded(input)
-        return F.conv1d(x, self.weight, self.bias, self.stride, pad, self.dilation, self.groups)
+        return conv(x, self.weight, self.bias, self.stride, pad, self.dilation, self.groups)
 
 
-class Conv2d(_ConvNd):
-    """2-D convolution: weight (out_channels, in_channels/groups, kh, kw); input (N, C, H, W) or (C, H, W)."""
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
-                 padding_mode="zeros", device=None, dtype=None):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-                         padding_mode, device, dtype)
-
-    def forward(self, input):
-        self._check_input(input)
-        x, pad = self._padded(input)
-        return F.conv2d(x, self.weight, self.bias, self.stride, pad, self.dilation, self.groups)
-
-
-class ConvTranspose2d(_ConvNd):
-    """Transposed 2-D convolution: weight (in_channels, out_channels/groups, kh, kw)."""
+class _ConvTransposeNd(_ConvNd):
+    """Common constructor of ConvTranspose1d/2d/3d (only padding_mode='zeros')."""
     _transposed = True
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
@@ -144,6 +130,24 @@ class ConvTranspose2d(_ConvNd):
             raise ValueError(f'Only "zeros" padding mode is supported for {type(self).__name__}')
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                          padding_mode, device, dtype, output_padding)
+
+
+class Conv1d(_Conv):
+    _n = 1
+
+    def forward(self, input):
+        return self._conv_forward(input, F.conv1d)
+
+
+class Conv2d(_Conv):
+    """2-D convolution: weight (out_channels, in_channels/groups, kh, kw); input (N, C, H, W) or (C, H, W)."""
+
+    def forward(self, input):
+        return self._conv_forward(input, F.conv2d)
+
+
+class ConvTranspose2d(_ConvTransposeNd):
+    """Transposed 2-D convolution: weight (in_channels, out_channels/groups, kh, kw)."""
 
     def forward(self, input, output_size=None):
         self._check_input(input)
@@ -151,16 +155,8 @@ class ConvTranspose2d(_ConvNd):
                                   self.groups, self.dilation, output_size=output_size)
 
 
-class ConvTranspose1d(_ConvNd):
+class ConvTranspose1d(_ConvTransposeNd):
     _n = 1
-    _transposed = True
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
-                 bias=True, dilation=1, padding_mode="zeros", device=None, dtype=None):
-        if padding_mode != "zeros":
-            raise ValueError(f'Only "zeros" padding mode is supported for {type(self).__name__}')
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-                         padding_mode, device, dtype, output_padding)
 
     def forward(self, input, output_size=None):
         self._check_input(input)
@@ -178,33 +174,18 @@ class ConvTranspose1d(_ConvNd):
                                   self.groups, self.dilation)
 
 
-class Conv3d(_ConvNd):
+class Conv3d(_Conv):
     """3-D convolution: weight (out_channels, in_channels/groups, kd, kh, kw); input (N, C, D, H, W) or
     (C, D, H, W)."""
     _n = 3
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
-                 padding_mode="zeros", device=None, dtype=None):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-                         padding_mode, device, dtype)
-
     def forward(self, input):
-        self._check_input(input)
-        x, pad = self._padded(input)
-        return F.conv3d(x, self.weight, self.bias, self.stride, pad, self.dilation, self.groups)
+        return self._conv_forward(input, F.conv3d)
 
 
-class ConvTranspose3d(_ConvNd):
+class ConvTranspose3d(_ConvTransposeNd):
     """Transposed 3-D convolution: weight (in_channels, out_channels/groups, kd, kh, kw)."""
     _n = 3
-    _transposed = True
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
-                 bias=True, dilation=1, padding_mode="zeros", device=None, dtype=None):
-        if padding_mode != "zeros":
-            raise ValueError(f'Only "zeros" padding mode is supported for {type(self).__name__}')
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-                         padding_mode, device, dtype, output_padding)
 
     def forward(self, input, output_size=None):
         self._check_input(input)

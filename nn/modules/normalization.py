@@ -11,6 +11,34 @@ from ..module import Module
 from ..parameter import Parameter
 
 
+def _register_affine(module, affine, bias, shape, device, dtype, uninitialised=False):
+    """Registers ``weight`` and ``bias`` (either may be None) in that order, as the normalisation layers do:
+    ones / zeros, or left for reset_parameters when ``uninitialised``."""
+    if affine:
+        module.weight = Parameter((autodiff.empty if uninitialised else autodiff.ones)(*shape, device=device,
+                                                                                        dtype=dtype))
+        if bias:
+            module.bias = Parameter((autodiff.empty if uninitialised else autodiff.zeros)(*shape, device=device,
+                                                                                          dtype=dtype))
+        else:
+            module.register_parameter("bias", None)
+    else:
+        module.register_parameter("weight", None)
+        module.register_parameter("bias", None)
+
+
+def _register_running_stats(module, track_running_stats, num_features, device, dtype):
+    """Registers the running_mean / running_var / num_batches_tracked buffers (None when not tracking)."""
+    if track_running_stats:
+        module.register_buffer("running_mean", autodiff.zeros(num_features, device=device, dtype=dtype))
+        module.register_buffer("running_var", autodiff.ones(num_features, device=device, dtype=dtype))
+        module.register_buffer("num_batches_tracked", autodiff.tensor(0, dtype=np.int64, device=device))
+    else:
+        module.register_buffer("running_mean", None)
+        module.register_buffer("running_var", None)
+        module.register_buffer("num_batches_tracked", None)
+
+
 class _BatchNorm(Module):
     _dims = ()
 
@@ -19,23 +47,9 @@ class _BatchNorm(Module):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        if affine:  # bias=False (keyword-only, PyTorch 2.x): a learned scale without shift
-            self.weight = Parameter(autodiff.empty(num_features, device=device, dtype=dtype))
-            if bias:
-                self.bias = Parameter(autodiff.empty(num_features, device=device, dtype=dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if track_running_stats:
-            self.register_buffer("running_mean", autodiff.zeros(num_features, device=device, dtype=dtype))
-            self.register_buffer("running_var", autodiff.ones(num_features, device=device, dtype=dtype))
-            self.register_buffer("num_batches_tracked", autodiff.tensor(0, dtype=np.int64, device=device))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
+        # bias=False (keyword-only, PyTorch 2.x): a learned scale without shift
+        _register_affine(self, affine, bias, (num_features,), device, dtype, uninitialised=True)
+        _register_running_stats(self, track_running_stats, num_features, device, dtype)
         self.reset_parameters()
 
     def _missing_ok(self, name):
@@ -101,15 +115,7 @@ class LayerNorm(Module):
         super().__init__()
         ns = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         self.normalized_shape, self.eps, self.elementwise_affine = ns, eps, elementwise_affine
-        if elementwise_affine:
-            self.weight = Parameter(autodiff.ones(*ns, device=device, dtype=dtype))
-            if bias:
-                self.bias = Parameter(autodiff.zeros(*ns, device=device, dtype=dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _register_affine(self, elementwise_affine, bias, ns, device, dtype)
 
     def reset_parameters(self):
         if self.elementwise_affine:
@@ -132,15 +138,7 @@ class GroupNorm(Module):
             raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by num_groups "
                              f"({num_groups})")
         self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
-        if affine:
-            self.weight = Parameter(autodiff.ones(num_channels, device=device, dtype=dtype))
-            if bias:
-                self.bias = Parameter(autodiff.zeros(num_channels, device=device, dtype=dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _register_affine(self, affine, bias, (num_channels,), device, dtype)
 
     def forward(self, input):
         if input.ndim < 2 or input.shape[1] != self.num_channels:
@@ -158,23 +156,8 @@ class InstanceNorm2d(Module):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        if affine:
-            self.weight = Parameter(autodiff.ones(num_features, device=device, dtype=dtype))
-            if bias:
-                self.bias = Parameter(autodiff.zeros(num_features, device=device, dtype=dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if track_running_stats:
-            self.register_buffer("running_mean", autodiff.zeros(num_features, device=device, dtype=dtype))
-            self.register_buffer("running_var", autodiff.ones(num_features, device=device, dtype=dtype))
-            self.register_buffer("num_batches_tracked", autodiff.tensor(0, dtype=np.int64, device=device))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
+        _register_affine(self, affine, bias, (num_features,), device, dtype)
+        _register_running_stats(self, track_running_stats, num_features, device, dtype)
 
     def forward(self, input):
         unbatched = input.ndim == getattr(self, "_nd", 2) + 1
