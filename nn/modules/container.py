@@ -176,7 +176,36 @@ class ModuleList(Module):
         return self._get_name() + "(\n  " + "\n  ".join(lines) + "\n)"
 
 
-class ModuleDict(Module):
+class _DictContainer(Module):
+    """The read/delete side of the dict-like containers over one of the Module stores (``_store``)."""
+    _store = "_modules"
+
+    def __getitem__(self, key):
+        return getattr(self, self._store)[key]
+
+    def __delitem__(self, key):
+        del getattr(self, self._store)[key]
+
+    def __len__(self):
+        return len(getattr(self, self._store))
+
+    def __iter__(self):
+        return iter(getattr(self, self._store))
+
+    def __contains__(self, key):
+        return key in getattr(self, self._store)
+
+    def keys(self):
+        return getattr(self, self._store).keys()
+
+    def items(self):
+        return getattr(self, self._store).items()
+
+    def values(self):
+        return getattr(self, self._store).values()
+
+
+class ModuleDict(_DictContainer):
     """An ordered dict of modules, registered under their keys."""
 
     def __init__(self, modules=None):
@@ -184,23 +213,8 @@ class ModuleDict(Module):
         if modules is not None:
             self.update(modules)
 
-    def __getitem__(self, key):
-        return self._modules[key]
-
     def __setitem__(self, key, module):
         self.add_module(key, module)
-
-    def __delitem__(self, key):
-        del self._modules[key]
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules)
-
-    def __contains__(self, key):
-        return key in self._modules
 
     def clear(self):
         self._modules.clear()
@@ -209,15 +223,6 @@ class ModuleDict(Module):
         v = self[key]
         del self[key]
         return v
-
-    def keys(self):
-        return self._modules.keys()
-
-    def items(self):
-        return self._modules.items()
-
-    def values(self):
-        return self._modules.values()
 
     def update(self, modules):
         if isinstance(modules, (OrderedDict, ModuleDict, Mapping)):
@@ -273,8 +278,9 @@ def _param_line(p):
     return f"Parameter containing: [{p.dtype} of size {'x'.join(map(str, p.shape))}{dev}]"
 
 
-class ParameterDict(Module):
+class ParameterDict(_DictContainer):
     """An ordered dict of Parameters."""
+    _store = "_parameters"
 
     def extra_repr(self):
         return "\n".join(f"  ({k}): {_param_line(p)}" for k, p in self._parameters.items())
@@ -284,32 +290,8 @@ class ParameterDict(Module):
         if parameters is not None:
             self.update(parameters)
 
-    def __getitem__(self, key):
-        return self._parameters[key]
-
     def __setitem__(self, key, p):
         self.register_parameter(key, p if isinstance(p, Parameter) else Parameter(p))
-
-    def __delitem__(self, key):
-        del self._parameters[key]
-
-    def __len__(self):
-        return len(self._parameters)
-
-    def __iter__(self):
-        return iter(self._parameters)
-
-    def __contains__(self, key):
-        return key in self._parameters
-
-    def keys(self):
-        return self._parameters.keys()
-
-    def items(self):
-        return self._parameters.items()
-
-    def values(self):
-        return self._parameters.values()
 
     def update(self, parameters):
         items = parameters.items() if hasattr(parameters, "items") else parameters

@@ -227,6 +227,37 @@ class PruningContainer(BasePruningMethod):
         return _wrap(new_mask)
 
 
+def _unstructured_mask(amount, t, default_mask, key):
+    """Zeroes, in a copy of default_mask, the `amount` entries that come first when sorted by key(ta) (a flat
+    array; key is only called when something is pruned)."""
+    ta = _arr(t)
+    size = ta.size
+    k = _compute_nparams_toprune(amount, size)
+    _validate_pruning_amount(k, size)
+    mask = _arr(default_mask).copy()
+    if k:
+        idx = _argsort(_xp(ta), key(ta))[:k]
+        flat = mask.reshape(-1)
+        flat[idx] = 0
+        mask = flat.reshape(ta.shape)
+    return _wrap(mask)
+
+
+def _structured_mask(amount, dim, t, default_mask, score):
+    """Keeps the channels along `dim` of largest score(ta, dim, n) (ties: the earliest channel is kept); score is
+    only called when something is pruned."""
+    ta = _arr(t)
+    _validate_structured_pruning(ta)
+    dim = _validate_pruning_dim(ta, dim)
+    n = ta.shape[dim]
+    k = _compute_nparams_toprune(amount, n)
+    _validate_pruning_amount(k, n)
+    if not k:
+        return default_mask
+    keep = _argsort(_xp(ta), -score(ta, dim, n))[: n - k]
+    return _channel_mask(ta, dim, keep, _arr(default_mask))
+
+
 class Identity(BasePruningMethod):
     """Prunes nothing (mask of ones): the re-parametrisation alone."""
     PRUNING_TYPE = "unstructured"
@@ -248,17 +279,9 @@ class RandomUnstructured(BasePruningMethod):
         self.amount = amount
 
     def compute_mask(self, t, default_mask):
-        ta = _arr(t)
-        size = ta.size
-        k = _compute_nparams_toprune(self.amount, size)
-        _validate_pruning_amount(k, size)
-        mask = _arr(default_mask).copy()
-        if k:
-            b = backend_of(ta)
-            prob = b.random("uniform", ta.shape, np.dtype(np.float32)).reshape(-1)
-            idx = _argsort(_xp(ta), -prob)[:k]
-            mask.reshape(-1)[idx] = 0
-        return _wrap(mask)
+        return _unstructured_mask(self.amount, t, default_mask,
+                                  lambda ta: -backend_of(ta).random("uniform", ta.shape,
+                                                                    np.dtype(np.float32)).reshape(-1))
 
     @classmethod
     def apply(cls, module, name, amount):
@@ -274,18 +297,7 @@ class L1Unstructured(BasePruningMethod):
         self.amount = amount
 
     def compute_mask(self, t, default_mask):
-        ta = _arr(t)
-        size = ta.size
-        k = _compute_nparams_toprune(self.amount, size)
-        _validate_pruning_amount(k, size)
-        mask = _arr(default_mask).copy()
-        if k:
-            xp = _xp(ta)
-            idx = _argsort(xp, xp.abs(ta).reshape(-1))[:k]
-            flat = mask.reshape(-1)
-            flat[idx] = 0
-            mask = flat.reshape(ta.shape)
-        return _wrap(mask)
+        return _unstructured_mask(self.amount, t, default_mask, lambda ta: _xp(ta).abs(ta).reshape(-1))
 
     @classmethod
     def apply(cls, module, name, amount, importance_scores=None):
@@ -302,17 +314,8 @@ class RandomStructured(BasePruningMethod):
         self.dim = dim
 
     def compute_mask(self, t, default_mask):
-        ta = _arr(t)
-        _validate_structured_pruning(ta)
-        dim = _validate_pruning_dim(ta, self.dim)
-        n = ta.shape[dim]
-        k = _compute_nparams_toprune(self.amount, n)
-        _validate_pruning_amount(k, n)
-        if not k:
-            return default_mask
-        prob = backend_of(ta).random("uniform", (n,), np.dtype(np.float32))
-        keep = _argsort(_xp(ta), -prob)[: n - k]
-        return _channel_mask(ta, dim, keep, _arr(default_mask))
+        return _structured_mask(self.amount, self.dim, t, default_mask,
+                                lambda ta, dim, n: backend_of(ta).random("uniform", (n,), np.dtype(np.float32)))
 
     @classmethod
     def apply(cls, module, name, amount, dim=-1):
@@ -331,20 +334,8 @@ class LnStructured(BasePruningMethod):
         self.dim = dim
 
     def compute_mask(self, t, default_mask):
-        ta = _arr(t)
-        _validate_structured_pruning(ta)
-        dim = _validate_pruning_dim(ta, self.dim)
-        size = ta.shape[dim]
-        k = _compute_nparams_toprune(self.amount, size)
-        _validate_pruning_amount(k, size)
-        if not k:
-            return default_mask
-        norm = _compute_norm(ta, self.n, dim)
-        xp = _xp(ta)
-        # keep the size-k largest; ties: the earliest channel is kept
-        order = _argsort(xp, -norm)
-        keep = order[: size - k]
-        return _channel_mask(ta, dim, keep, _arr(default_mask))
+        return _structured_mask(self.amount, self.dim, t, default_mask,
+                                lambda ta, dim, n: _compute_norm(ta, self.n, dim))
 
     @classmethod
     def apply(cls, module, name, amount, n, dim, importance_scores=None):
