@@ -154,32 +154,27 @@ def _implicit_dim(ndim):
     return 0 if ndim in (0, 1, 3) else 1
 
 
-def softmax(x, dim=None, dtype=None):
+def _softmax_like(fn, name, x, dim, dtype):
+    """The front end shared by softmax and log_softmax (fn: the Function, name: for the messages)."""
     if dtype is not None:
         x = x.to(dtype)
     if dim is None:
         dim = _implicit_dim(x.data.ndim)
     if x.data.dtype.kind != "f":
-        raise RuntimeError(f"softmax: expected a floating point input, got {x.data.dtype}")
-    if _amp._active:  # autocast: softmax runs in float32
+        raise RuntimeError(f"{name}: expected a floating point input, got {x.data.dtype}")
+    if _amp._active:  # autocast: softmax / log_softmax run in float32
         x, = _amp.autocast_float32(x)
     if x.data.ndim == 0:
-        return Softmax.apply(x.reshape(1), axis=0).reshape(())
-    return Softmax.apply(x, axis=_axis(dim, x.data.ndim, "softmax"))
+        return fn.apply(x.reshape(1), axis=0).reshape(())
+    return fn.apply(x, axis=_axis(dim, x.data.ndim, name))
+
+
+def softmax(x, dim=None, dtype=None):
+    return _softmax_like(Softmax, "softmax", x, dim, dtype)
 
 
 def log_softmax(x, dim=None, dtype=None):
-    if dtype is not None:
-        x = x.to(dtype)
-    if dim is None:
-        dim = _implicit_dim(x.data.ndim)
-    if x.data.dtype.kind != "f":
-        raise RuntimeError(f"log_softmax: expected a floating point input, got {x.data.dtype}")
-    if _amp._active:  # autocast: log_softmax runs in float32
-        x, = _amp.autocast_float32(x)
-    if x.data.ndim == 0:
-        return LogSoftmax.apply(x.reshape(1), axis=0).reshape(())
-    return LogSoftmax.apply(x, axis=_axis(dim, x.data.ndim, "log_softmax"))
+    return _softmax_like(LogSoftmax, "log_softmax", x, dim, dtype)
 
 
 # ============================================================================ fused cross-entropy

@@ -17,7 +17,24 @@ def _index(idx, n, name):
     return idx % n
 
 
-class Sequential(Module):
+class _ModuleSequence(Module):
+    """Sequential / ModuleList: modules registered as "0", "1", ..."""
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def _renumber(self):
+        """Keep numbering contiguous after a deletion, as PyTorch."""
+        items = list(self._modules.values())
+        self._modules.clear()
+        for i, m in enumerate(items):
+            self._modules[str(i)] = m
+
+
+class Sequential(_ModuleSequence):
     """Modules applied in order; built from modules or one OrderedDict name -> module."""
 
     def __init__(self, *args):
@@ -45,17 +62,7 @@ class Sequential(Module):
                 del self._modules[key]
         else:
             del self._modules[list(self._modules.keys())[_index(idx, len(self), "Sequential")]]
-        # keep numbering contiguous, as PyTorch
-        items = list(self._modules.values())
-        self._modules.clear()
-        for i, m in enumerate(items):
-            self._modules[str(i)] = m
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
+        self._renumber()
 
     def __add__(self, other):
         if not isinstance(other, Sequential):
@@ -98,7 +105,7 @@ class Sequential(Module):
         return input
 
 
-class ModuleList(Module):
+class ModuleList(_ModuleSequence):
     """A list of modules, registered (so their parameters are found); no forward of its own."""
 
     def __init__(self, modules=None):
@@ -120,16 +127,7 @@ class ModuleList(Module):
                 del self._modules[str(k)]
         else:
             del self._modules[str(_index(idx, len(self), "ModuleList"))]
-        items = list(self._modules.values())
-        self._modules.clear()
-        for i, m in enumerate(items):
-            self._modules[str(i)] = m
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
+        self._renumber()
 
     def __iadd__(self, modules):
         return self.extend(modules)
